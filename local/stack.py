@@ -4,6 +4,7 @@ server and the Key Vault stand-in, each on a loopback port.
     python local/stack.py up       # idempotent: starts what is not running, waits until healthy
     python local/stack.py down     # idempotent: stops what this script started
     python local/stack.py status
+    python local/stack.py running  # exit status 0 when every part answers
 
 Process ids, logs and data live under local/.data (ignored by git). Only the standard library
 is used, so that this runs before the project's virtual environment exists.
@@ -161,7 +162,7 @@ def stop(service: Service) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Local Azure stack")
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "running"])
     args = parser.parse_args()
     if args.action in ("up",) and not (NODE_MODULES / "azurite").exists():
         sys.exit("local/node_modules is missing: run 'npm ci --prefix local' (make local-up does)")
@@ -174,6 +175,8 @@ def main() -> None:
     elif args.action == "down":
         for service in all_services:
             stop(service)
+    elif args.action == "running":  # exit status only: 0 when every part answers
+        sys.exit(0 if all(answers(service) for service in all_services) else 1)
     else:
         for service in all_services:
             state = "healthy" if answers(service) else "down"

@@ -1,0 +1,64 @@
+# Quick start: `make run` (local stack + Functions host) and `make test` (everything the tests need).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := local/node_modules/.installed
+
+.PHONY: install local-up local-down lint typecheck check test run bench clean
+
+$(PY_STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): local/package.json local/package-lock.json $(wildcard local/patches/*.patch)
+	cd local && npm ci --no-audit --no-fund --loglevel=error
+	cd local && npx --no-install patch-package
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+local-up: install
+	$(PY) local/stack.py up
+	$(PY) -m shared.cli local-env --format settings > local.settings.json
+	set -a && eval "$$($(PY) -m shared.cli local-env --format env)" && $(PY) -m shared.cli bootstrap
+
+local-down:
+	$(PYTHON) local/stack.py down
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(PY_STAMP)
+	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/keyvault_standin.py
+
+check: lint typecheck
+	$(VENV)/bin/pytest
+
+# Starts the local stack if it is not running, runs every check, and stops the stack again
+# (even on failure) unless it was already running before.
+test: install
+	@was_running=0; $(PY) local/stack.py running && was_running=1; \
+	$(MAKE) --no-print-directory local-up || exit $$?; \
+	status=0; $(MAKE) --no-print-directory check || status=$$?; \
+	if [ $$was_running = 0 ]; then $(PY) local/stack.py down; fi; \
+	exit $$status
+
+run: local-up
+	@if command -v func >/dev/null 2>&1; then \
+		func start; \
+	else \
+		echo "Azure Functions Core Tools (func) is not installed: the local stack is up and"; \
+		echo "local.settings.json is written, but the Functions host cannot start."; \
+		echo "Install Core Tools 4.x: npm install -g azure-functions-core-tools@4 (see README)."; \
+		exit 1; \
+	fi
+
+bench: install
+	$(PY) bench/convert.py
+
+clean: local-down
+	rm -rf $(VENV) local/node_modules local/.data local.settings.json

@@ -1,0 +1,11 @@
+"""The Azure Functions app: one blueprint per area, nothing else."""
+
+import azure.functions as func
+
+from shared.api import health, medisante, pipeline
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(health.bp)
+app.register_functions(medisante.bp)
+app.register_functions(pipeline.bp)

@@ -1,0 +1,1 @@
+"""IoMT ingestion hub: connected-device readings in, FHIR R4 resources out."""

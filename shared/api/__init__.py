@@ -1,0 +1,1 @@
+"""HTTP, queue and timer adapters: one blueprint per area, thin over the domain code."""

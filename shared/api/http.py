@@ -1,0 +1,108 @@
+"""Request and response plumbing shared by every HTTP function, and the one place where the
+error hierarchy becomes HTTP status codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import (
+    BadRequest,
+    HubError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, separators=(",", ":")), status_code=status, mimetype=JSON, charset="utf-8", headers=headers
+    )
+
+
+def error_response(error: HubError) -> func.HttpResponse:
+    headers: dict[str, str] = {}
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after_s)
+    if isinstance(error, Unauthorized) and error.challenge:
+        headers["WWW-Authenticate"] = error.challenge
+    return json_response(error.to_json(), status=error.status, headers=headers)
+
+
+Handler = Callable[..., func.HttpResponse]
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Turns typed errors into their JSON answers and anything unexpected into an opaque 500
+    (logged by type and request id only: exception texts may quote payload values)."""
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return handler(*args, **kwargs)
+        except HubError as error:
+            if error.status >= 500:
+                log.warning("%s answered %d: %s", handler.__name__, error.status, error.code)
+            return error_response(error)
+        except Exception as exc:  # the last line of defence: never a stack trace to a caller
+            request_id = secrets.token_hex(8)
+            log.error("%s failed unexpectedly (%s), request id %s", handler.__name__, type(exc).__name__, request_id)
+            return json_response(
+                {"error": {"code": "internal_error", "message": "unexpected error", "requestId": request_id}}, status=500
+            )
+
+    return wrapper
+
+
+def read_body(req: func.HttpRequest, max_bytes: int) -> bytes:
+    declared = req.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than the limit of {max_bytes} bytes")
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"request body is larger than the limit of {max_bytes} bytes")
+    if not body:
+        raise BadRequest("request body is empty")
+    return body
+
+
+def media_type(req: func.HttpRequest) -> str:
+    return (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+
+
+def require_media_type(req: func.HttpRequest, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    found = media_type(req)
+    if found not in allowed:
+        shown = found or "none"
+        raise UnsupportedMediaType(f"content type {shown} is not accepted here; use one of: {', '.join(allowed)}")
+    return found
+
+
+def decode_utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the JSON body must be an object")
+    return value

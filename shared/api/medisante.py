@@ -1,0 +1,42 @@
+"""Medisanté webhook: ``POST /api/health-data/medisante/{format}``.
+
+Authenticated by the ``x-api-key`` header; the body is size-limited, shape-checked by the
+pure parser, made durable on the ingest queue, and answered 202 with a receipt id. It never
+talks to FHIR. Re-deliveries (same ``correlationId``) are harmless: the writes are PUTs."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared import conversion
+from shared.api.context import get_context
+from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
+from shared.auth import parse_digests, require_api_key
+from shared.errors import BadRequest
+
+bp = func.Blueprint()
+
+SOURCE = "medisante"
+API_KEY_HEADER = "x-api-key"
+MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "medisante-json": ("application/json",),
+    "medisante-xml": ("application/xml", "text/xml"),
+    "fhir-json": ("application/fhir+json", "application/json"),
+    "fhir-xml": ("application/fhir+xml", "application/xml", "text/xml"),
+}
+
+
+@bp.route(route="health-data/medisante/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    settings = context.settings
+    require_api_key(req.headers.get(API_KEY_HEADER), parse_digests(settings.medisante_api_key_hashes), API_KEY_HEADER)
+    format_name = req.route_params.get("format", "")
+    if format_name not in MEDIA_TYPES:
+        raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(MEDIA_TYPES)}")
+    content_type = require_media_type(req, MEDIA_TYPES[format_name])
+    text = decode_utf8(read_body(req, settings.max_body_bytes))
+    conversion.parse(SOURCE, format_name, text)  # shape check: raises InvalidPayload (400)
+    envelope = context.raw_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
+    return json_response({"status": "accepted", "receiptId": envelope.receipt_id}, status=202)

@@ -1,0 +1,137 @@
+"""Operator commands: ``python -m shared.cli <command>``.
+
+- ``convert``: dry run; prints the FHIR batch Bundle a payload would become (no service).
+- ``replay``: re-drives raw records from the poison queue, the rejected records or the archive.
+- ``local-env``: prints the app settings for the local stack (``--format json|env|settings``).
+- ``bootstrap``: creates the queues, blob containers and Cosmos containers (local stack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.errors import HubError
+
+PLACEHOLDER_PATIENT = "patient-placeholder"
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from shared import conversion
+    from shared.fhir.mapping import batch_bundle
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    format_name = args.format or conversion.DEFAULT_FORMATS[args.source]
+    options = {"userid": args.withings_user} if args.source == "withings" else {}
+    patient = args.patient
+
+    try:
+        parsed, mapped = conversion.convert(args.source, format_name, text, lambda _: patient, **options)
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    for rejected in parsed.rejected:
+        print(f"warning: reading {rejected.source_id} not converted: {rejected.reason}", file=sys.stderr)
+    for unknown in parsed.unknown_types:
+        print(f"warning: {unknown} has no standard code", file=sys.stderr)
+    if not mapped.resources and not parsed.deleted_source_ids:
+        print("error: the payload holds no reading that could be converted", file=sys.stderr)
+        return 2
+    json.dump(batch_bundle(mapped.resources), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from shared.api.context import get_context
+    from shared.pipeline import replay
+
+    store = get_context().raw_store
+    if args.source == "poison":
+        done = replay.replay_poison(store, limit=args.limit)
+    elif args.source == "rejected":
+        done = replay.replay_rejected(store, args.receipt or None)
+    else:
+        if not args.receipt:
+            print("error: --from archive needs at least one --receipt", file=sys.stderr)
+            return 2
+        done = replay.replay_archived(store, args.receipt)
+    print(json.dumps({"replayed": done}))
+    return 0
+
+
+def _local_env(args: argparse.Namespace) -> int:
+    from shared.localstack import local_settings
+
+    values = local_settings()
+    if args.format == "env":
+        for key, value in values.items():
+            print(f"{key}='{value}'")
+    elif args.format == "settings":
+        print(json.dumps({"IsEncrypted": False, "Values": values}, indent=2))
+    else:
+        print(json.dumps(values, indent=2))
+    return 0
+
+
+def _bootstrap(_: argparse.Namespace) -> int:
+    from azure.cosmos import PartitionKey
+
+    from shared.api.context import get_context
+    from shared.clients.cosmos import COSMOS_CONTAINERS, cosmos_client
+
+    context = get_context()
+    context.raw_store.ensure_exists()
+    database = cosmos_client(context.settings).create_database_if_not_exists(context.settings.cosmos_database)
+    for name, partition_key in COSMOS_CONTAINERS.items():
+        database.create_container_if_not_exists(name, partition_key=PartitionKey(partition_key))
+    print("queues, blob containers and Cosmos containers are in place")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert = commands.add_parser("convert", help="print the FHIR batch Bundle a payload becomes (dry run)")
+    convert.add_argument("--source", required=True, choices=["medisante", "healthkit", "withings"])
+    convert.add_argument("--format", help="medisante: medisante-json (default), medisante-xml, fhir-json, fhir-xml")
+    convert.add_argument("--patient", default=PLACEHOLDER_PATIENT, help="Patient id for the subject references")
+    convert.add_argument("--withings-user", help="Withings user id (needed for getactivity answers)")
+    convert.add_argument("file")
+    convert.set_defaults(handler=_convert)
+
+    replay = commands.add_parser("replay", help="re-drive raw records through the ingest queue")
+    replay.add_argument("--from", dest="source", choices=["poison", "rejected", "archive"], default="poison")
+    replay.add_argument("--receipt", action="append", help="receipt id (repeatable)")
+    replay.add_argument("--limit", type=int, help="at most this many poison messages")
+    replay.set_defaults(handler=_replay)
+
+    local_env = commands.add_parser("local-env", help="print the app settings for the local stack")
+    local_env.add_argument("--format", choices=["json", "env", "settings"], default="json")
+    local_env.set_defaults(handler=_local_env)
+
+    bootstrap = commands.add_parser("bootstrap", help="create queues, containers and Cosmos containers")
+    bootstrap.set_defaults(handler=_bootstrap)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

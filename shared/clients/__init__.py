@@ -1,0 +1,1 @@
+"""Clients of the backing services, built from settings once per worker process."""

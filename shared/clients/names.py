@@ -1,0 +1,11 @@
+"""Names of the queues and blob containers the app uses. Triggers need them as literals, and
+infra/ declares the same names (a test checks both sides)."""
+
+RAW_QUEUE = "raw-ingest"
+# The Functions host's own convention for the queue of messages that failed every attempt.
+RAW_POISON_QUEUE = f"{RAW_QUEUE}-poison"
+RAW_CONTAINER = "raw-payloads"
+REJECTED_CONTAINER = "rejected-records"
+
+QUEUES = (RAW_QUEUE, RAW_POISON_QUEUE)
+BLOB_CONTAINERS = (RAW_CONTAINER, REJECTED_CONTAINER)

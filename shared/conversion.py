@@ -1,0 +1,43 @@
+"""Payload → Measurements → FHIR resources, for every (source, format) the hub accepts. Pure:
+the dry-run CLI and the queue worker share it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared.errors import InvalidPayload
+from shared.fhir.mapping import MappedReadings, PatientResolver, map_readings
+from shared.measurement import ParseResult
+from shared.providers import fhir_standard, healthkit, medisante, withings
+
+Parser = Callable[..., ParseResult]
+
+PARSERS: dict[str, dict[str, Parser]] = {
+    "medisante": {
+        "medisante-json": medisante.parse_json,
+        "medisante-xml": medisante.parse_xml,
+        "fhir-json": fhir_standard.parse_json,
+        "fhir-xml": fhir_standard.parse_xml,
+    },
+    "healthkit": {"healthkit-json": healthkit.parse_upload_text},
+    "withings": {"withings-json": withings.parse_text},
+}
+DEFAULT_FORMATS = {"medisante": "medisante-json", "healthkit": "healthkit-json", "withings": "withings-json"}
+
+
+def parse(source: str, format: str, body: str, **options: Any) -> ParseResult:  # noqa: A002
+    formats = PARSERS.get(source)
+    if formats is None:
+        raise InvalidPayload(f"unknown source {source!r}; supported: {', '.join(PARSERS)}")
+    parser = formats.get(format)
+    if parser is None:
+        raise InvalidPayload(f"unknown format {format!r} for {source}; supported: {', '.join(formats)}")
+    return parser(body, **options)
+
+
+def convert(
+    source: str, format: str, body: str, patient_for: PatientResolver, **options: Any  # noqa: A002
+) -> tuple[ParseResult, MappedReadings]:
+    parsed = parse(source, format, body, **options)
+    return parsed, map_readings(parsed.readings, patient_for)

@@ -1,0 +1,45 @@
+"""The app settings that point the hub at the local stack (``local/stack.py``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shared.auth import key_digest
+
+REPO = Path(__file__).resolve().parent.parent
+# Azurite's and the Cosmos emulator's documented development keys: public, local only.
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
+COSMOS_EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="  # noqa: S105
+LOCAL_MEDISANTE_API_KEY = "local-medisante-key"  # noqa: S105 - documented local value
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def local_settings() -> dict[str, str]:
+    blob, queue, table = _port("AZURITE_BLOB_PORT", 10000), _port("AZURITE_QUEUE_PORT", 10001), _port(
+        "AZURITE_TABLE_PORT", 10002
+    )
+    storage = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob}/devstoreaccount1;"
+        f"QueueEndpoint=http://127.0.0.1:{queue}/devstoreaccount1;"
+        f"TableEndpoint=http://127.0.0.1:{table}/devstoreaccount1;"
+    )
+    return {
+        "FUNCTIONS_WORKER_RUNTIME": "python",
+        "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+        "AzureWebJobsStorage": storage,
+        "HUB_ENV": "local",
+        "COSMOS_ENDPOINT": f"http://127.0.0.1:{_port('COSMOS_PORT', 8081)}",
+        "COSMOS_KEY": COSMOS_EMULATOR_KEY,
+        "COSMOS_DATABASE": "iomt-hub",
+        "FHIR_URL": f"http://127.0.0.1:{_port('FHIR_PORT', 8090)}",
+        "KEYVAULT_URL": f"https://localhost:{_port('KEYVAULT_PORT', 8443)}",
+        "KEYVAULT_CA_BUNDLE": str(REPO / "local" / ".data" / "keyvault" / "keyvault-cert.pem"),
+        "MEDISANTE_API_KEY_HASHES": key_digest(LOCAL_MEDISANTE_API_KEY),
+        "MAX_DEQUEUE_COUNT": "5",
+    }

@@ -1,0 +1,120 @@
+"""The provider-neutral record of one reading. Parsers produce it; the FHIR mapping consumes
+it. Pure data: no I/O, no Azure, no FHIR."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+
+class Kind(StrEnum):
+    BLOOD_PRESSURE = "blood-pressure"
+    HEART_RATE = "heart-rate"
+    RESTING_HEART_RATE = "resting-heart-rate"
+    HRV_SDNN = "hrv-sdnn"
+    BODY_WEIGHT = "body-weight"
+    BODY_HEIGHT = "body-height"
+    BMI = "bmi"
+    BODY_FAT_PERCENT = "body-fat-percent"
+    OXYGEN_SATURATION = "oxygen-saturation"
+    RESPIRATORY_RATE = "respiratory-rate"
+    BODY_TEMPERATURE = "body-temperature"
+    GLUCOSE = "glucose"
+    STEPS = "steps"
+    ECG = "ecg"
+    # A type with no standard code: kept under the source's own code system (``source_code``).
+    OTHER = "other"
+
+
+Status = Literal["final", "amended", "entered-in-error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    value: float
+    unit: str  # UCUM code
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One part of a multi-part reading, e.g. the systolic pressure of a blood pressure."""
+
+    name: str  # "systolic", "diastolic", "mean"
+    quantity: Quantity
+
+
+@dataclass(frozen=True, slots=True)
+class SampledSignal:
+    """A waveform (ECG): samples in ``unit`` taken every ``period_ms`` milliseconds."""
+
+    period_ms: float
+    unit: str
+    samples: tuple[float, ...]
+    lead: str = "I"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Who measured. ``identifiers`` are (system URI, value) pairs, most specific first."""
+
+    source: str
+    identifiers: tuple[tuple[str, str], ...]
+    manufacturer: str | None = None
+    model: str | None = None
+    name: str | None = None
+    serial_number: str | None = None
+    version: str | None = None
+
+    @property
+    def key(self) -> str:
+        system, value = self.identifiers[0]
+        return f"{system}|{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    kind: Kind
+    source: str  # "medisante", "healthkit", "withings"
+    source_id: str  # the source's own id of this reading, unique within the source
+    effective_start: dt.datetime  # timezone-aware, with the offset the source gave
+    effective_end: dt.datetime | None = None  # set for readings over a period (steps)
+    value: Quantity | None = None
+    components: tuple[Component, ...] = ()
+    signal: SampledSignal | None = None
+    source_code: Coding | None = None  # the source's own code (always kept for OTHER)
+    device: DeviceIdentity | None = None
+    annotations: tuple[tuple[str, str | bool | float], ...] = ()
+    interpretation: str | None = None  # e.g. an ECG classification
+    method: str | None = None  # how it was measured, where the code depends on it ("glucometer")
+    manual_entry: bool = False
+    ambiguous_user: bool = False
+    status: Status = "final"
+    issued: dt.datetime | None = None
+    raw_ref: str | None = None  # receipt id of the raw record it came from
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedReading:
+    source_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What one provider payload holds: readings to write, readings refused with a reason,
+    unknown types (also kept as OTHER readings) reported, and source ids deleted upstream."""
+
+    readings: list[Measurement] = field(default_factory=list)
+    rejected: list[RejectedReading] = field(default_factory=list)
+    unknown_types: list[str] = field(default_factory=list)
+    deleted_source_ids: list[str] = field(default_factory=list)
+    devices: list[DeviceIdentity] = field(default_factory=list)

@@ -1,0 +1,75 @@
+"""The raw record that travels on the ingest queue: the payload exactly as received (inline,
+or by reference to its archived blob above the queue's size limit) and where it came from."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.errors import InvalidPayload
+
+ENVELOPE_VERSION = 1
+
+
+def new_receipt_id(now: dt.datetime | None = None) -> str:
+    """Sortable by arrival time, unguessable, and safe as a blob name."""
+    moment = now or dt.datetime.now(dt.timezone.utc)
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class RawEnvelope:
+    receipt_id: str
+    source: str
+    format: str
+    content_type: str
+    received_at: str
+    body: str | None = None
+    blob_name: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    failure: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {
+            "v": ENVELOPE_VERSION,
+            "receiptId": self.receipt_id,
+            "source": self.source,
+            "format": self.format,
+            "contentType": self.content_type,
+            "receivedAt": self.received_at,
+            "attributes": self.attributes,
+        }
+        if self.body is not None:
+            data["body"] = self.body
+        if self.blob_name is not None:
+            data["blob"] = self.blob_name
+        if self.failure is not None:
+            data["failure"] = self.failure
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RawEnvelope:
+        try:
+            data = json.loads(text)
+            return cls(
+                receipt_id=str(data["receiptId"]),
+                source=str(data["source"]),
+                format=str(data["format"]),
+                content_type=str(data["contentType"]),
+                received_at=str(data["receivedAt"]),
+                body=data.get("body"),
+                blob_name=data.get("blob"),
+                attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
+                failure=data.get("failure"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidPayload(f"not a raw-record envelope: {type(exc).__name__}") from None
+
+    def without_body(self, blob_name: str) -> RawEnvelope:
+        return replace(self, body=None, blob_name=blob_name)
+
+    def with_failure(self, failure: dict[str, Any] | None) -> RawEnvelope:
+        return replace(self, failure=failure)

@@ -1,0 +1,51 @@
+"""Re-drive raw records: from the poison queue, from the rejected records, or any archived
+payload by its receipt id. Replays go through the ingest queue like a new delivery, and the
+FHIR writes are idempotent, so replaying twice is harmless."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shared.pipeline.envelope import RawEnvelope
+from shared.pipeline.store import RawRecordStore
+
+_VISIBILITY_S = 300
+
+
+def replay_poison(store: RawRecordStore, limit: int | None = None) -> list[str]:
+    replayed: list[str] = []
+    while limit is None or len(replayed) < limit:
+        batch = list(store.poison_queue.receive_messages(messages_per_page=32, visibility_timeout=_VISIBILITY_S, max_messages=32))
+        if not batch:
+            break
+        for message in batch:
+            if limit is not None and len(replayed) >= limit:
+                # Leave the rest for the next run: make them visible again at once.
+                store.poison_queue.update_message(message, visibility_timeout=0)
+                continue
+            envelope = RawEnvelope.from_json(message.content).with_failure(None)
+            store.enqueue(envelope)
+            store.poison_queue.delete_message(message)
+            replayed.append(envelope.receipt_id)
+    return replayed
+
+
+def replay_rejected(store: RawRecordStore, receipt_ids: Iterable[str] | None = None) -> list[str]:
+    wanted = set(receipt_ids) if receipt_ids is not None else None
+    replayed: list[str] = []
+    for record in list(store.rejected_records()):
+        receipt_id = record["receiptId"]
+        if wanted is not None and receipt_id not in wanted:
+            continue
+        store.enqueue(store.archived_envelope(receipt_id))
+        store.delete_rejected(receipt_id)
+        replayed.append(receipt_id)
+    return replayed
+
+
+def replay_archived(store: RawRecordStore, receipt_ids: Iterable[str]) -> list[str]:
+    replayed = []
+    for receipt_id in receipt_ids:
+        store.enqueue(store.archived_envelope(receipt_id))
+        replayed.append(receipt_id)
+    return replayed

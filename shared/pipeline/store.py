@@ -1,0 +1,181 @@
+"""Where raw records live: the ingest queue (Azurite locally), the raw archive, the rejected
+records and the poison queue. Built once per worker process and shared by every function."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+from azure.storage.queue import QueueClient
+
+from shared.clients import names
+from shared.clients.storage import container_client, queue_client
+from shared.errors import DependencyError, NotFound
+from shared.pipeline.envelope import RawEnvelope, new_receipt_id
+from shared.settings import Settings
+
+# Azure Storage queue messages are at most 64 KiB *after* base64 encoding (4/3 growth).
+QUEUE_MESSAGE_LIMIT_BYTES = 64 * 1024
+INLINE_ENVELOPE_LIMIT_BYTES = QUEUE_MESSAGE_LIMIT_BYTES * 3 // 4 - 1024
+
+
+@dataclass
+class RawRecordStore:
+    queue: QueueClient
+    poison_queue: QueueClient
+    archive: ContainerClient
+    rejected: ContainerClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RawRecordStore:
+        return cls(
+            queue=queue_client(settings, names.RAW_QUEUE),
+            poison_queue=queue_client(settings, names.RAW_POISON_QUEUE),
+            archive=container_client(settings, names.RAW_CONTAINER),
+            rejected=container_client(settings, names.REJECTED_CONTAINER),
+        )
+
+    def ensure_exists(self) -> None:
+        """Creates the queues and containers (local stack; infra/ declares them in Azure)."""
+        for queue in (self.queue, self.poison_queue):
+            try:
+                queue.create_queue()
+            except ResourceExistsError:
+                pass
+        for container in (self.archive, self.rejected):
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass
+
+    # -- ingress ----------------------------------------------------------------------------
+    def accept(
+        self,
+        *,
+        source: str,
+        format: str,  # noqa: A002 - the payload format, as in the route
+        body: str,
+        content_type: str,
+        attributes: dict[str, str] | None = None,
+    ) -> RawEnvelope:
+        """Makes the payload durable and returns its envelope; only then may ingress answer."""
+        envelope = RawEnvelope(
+            receipt_id=new_receipt_id(),
+            source=source,
+            format=format,
+            content_type=content_type,
+            received_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            body=body,
+            attributes=attributes or {},
+        )
+        self.enqueue(envelope)
+        return envelope
+
+    def enqueue(self, envelope: RawEnvelope) -> None:
+        message = envelope.to_json().encode("utf-8")
+        try:
+            if len(message) > INLINE_ENVELOPE_LIMIT_BYTES and envelope.body is not None:
+                # Claim check: the archive blob carries the payload, the message the reference.
+                self.archive_body(envelope)
+                message = envelope.without_body(envelope.receipt_id).to_json().encode("utf-8")
+            self.queue.send_message(message)
+        except DependencyError:
+            raise
+        except Exception as exc:  # any storage failure: the caller must not acknowledge
+            raise DependencyError(f"could not persist the payload: {type(exc).__name__}") from exc
+
+    # -- archive ----------------------------------------------------------------------------
+    def archive_body(self, envelope: RawEnvelope) -> None:
+        """Keeps the raw payload for replay under its receipt id. Idempotent."""
+        assert envelope.body is not None
+        metadata = {
+            "source": envelope.source,
+            "format": envelope.format,
+            "receivedat": envelope.received_at,
+            "attributes": json.dumps(envelope.attributes),
+        }
+        try:
+            self.archive.upload_blob(
+                envelope.receipt_id,
+                envelope.body.encode("utf-8"),
+                overwrite=False,
+                metadata=metadata,
+                content_settings=_content_settings(envelope.content_type),
+            )
+        except ResourceExistsError:
+            pass
+
+    def load_body(self, envelope: RawEnvelope) -> str:
+        if envelope.body is not None:
+            return envelope.body
+        if envelope.blob_name is None:
+            raise NotFound(f"raw record {envelope.receipt_id} has neither a body nor a blob")
+        try:
+            return self.archive.download_blob(envelope.blob_name).readall().decode("utf-8")
+        except ResourceNotFoundError:
+            raise NotFound(f"raw payload {envelope.blob_name} is not in the archive") from None
+
+    def archived_envelope(self, receipt_id: str) -> RawEnvelope:
+        """Rebuilds the envelope of an archived payload, for replaying any past reading."""
+        blob = self.archive.get_blob_client(receipt_id)
+        try:
+            props = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            raise NotFound(f"no archived payload with receipt id {receipt_id}") from None
+        meta = props.metadata or {}
+        attributes = json.loads(meta.get("attributes", "{}"))
+        return RawEnvelope(
+            receipt_id=receipt_id,
+            source=meta.get("source", ""),
+            format=meta.get("format", ""),
+            content_type=props.content_settings.content_type or "application/octet-stream",
+            received_at=meta.get("receivedat", ""),
+            blob_name=receipt_id,
+            attributes=attributes,
+        )
+
+    # -- rejected records and poison ----------------------------------------------------------
+    def reject(self, envelope: RawEnvelope, reason: str, details: Any = None) -> None:
+        record = {
+            "receiptId": envelope.receipt_id,
+            "source": envelope.source,
+            "format": envelope.format,
+            "reason": reason,
+            "details": details,
+            "rejectedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "envelope": json.loads(envelope.without_body(envelope.receipt_id).to_json()),
+        }
+        self.rejected.upload_blob(
+            f"{envelope.receipt_id}.json", json.dumps(record).encode(), overwrite=True,
+            content_settings=_content_settings("application/json"),
+        )
+
+    def rejected_records(self) -> Iterator[dict[str, Any]]:
+        for blob in self.rejected.list_blobs():
+            yield json.loads(self.rejected.download_blob(blob.name).readall())
+
+    def delete_rejected(self, receipt_id: str) -> None:
+        try:
+            self.rejected.delete_blob(f"{receipt_id}.json")
+        except ResourceNotFoundError:
+            pass
+
+    def to_poison(self, envelope: RawEnvelope, reason: str, attempts: int) -> None:
+        failure = {
+            "reason": reason,
+            "attempts": attempts,
+            "failedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+        # The poison message never carries the payload: the archive keeps it.
+        self.poison_queue.send_message(envelope.without_body(envelope.receipt_id).with_failure(failure).to_json().encode())
+
+
+def _content_settings(content_type: str) -> Any:
+    from azure.storage.blob import ContentSettings
+
+    return ContentSettings(content_type=content_type)

@@ -1,0 +1,77 @@
+"""The queue worker's logic, free of ``azure.functions``: archive the raw payload, hand it to
+the processor of its source, and decide what a failure means.
+
+- ``InvalidPayload`` (or any other non-dependency ``HubError``): retrying cannot help, so the
+  record is rejected at once, with its reason, and can be replayed after a fix.
+- A dependency failure (FHIR, Cosmos, storage): raised again so that the host retries it;
+  on the last allowed attempt the record goes to the poison queue with its reason instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared.errors import DependencyError, FhirRejected, HubError
+from shared.pipeline.envelope import RawEnvelope
+from shared.pipeline.store import RawRecordStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessingResult:
+    written: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Processor = Callable[[RawEnvelope, str], ProcessingResult]
+Outcome = Literal["processed", "rejected", "poisoned"]
+
+
+@dataclass
+class RawRecordWorker:
+    store: RawRecordStore
+    processors: Mapping[str, Processor]
+    max_attempts: int
+
+    def handle(self, message: str | bytes, dequeue_count: int) -> Outcome:
+        envelope = RawEnvelope.from_json(message)
+        try:
+            if envelope.body is not None:
+                self.store.archive_body(envelope)
+            body = self.store.load_body(envelope)
+            processor = self.processors.get(envelope.source)
+            if processor is None:
+                raise HubError(f"no processor for source {envelope.source!r}")
+            result = processor(envelope, body)
+        except FhirRejected as exc:  # the server refused our resources: retrying cannot help
+            self.store.reject(envelope, _reason(exc), exc.details)
+            log.error("raw record %s refused by the FHIR server", envelope.receipt_id)
+            return "rejected"
+        except DependencyError as exc:
+            if dequeue_count >= self.max_attempts:
+                self.store.to_poison(envelope, _reason(exc), dequeue_count)
+                log.error("raw record %s poisoned after %d attempts: %s", envelope.receipt_id, dequeue_count, exc.code)
+                return "poisoned"
+            log.warning("raw record %s attempt %d failed: %s", envelope.receipt_id, dequeue_count, exc.code)
+            raise
+        except HubError as exc:
+            self.store.reject(envelope, _reason(exc), exc.details)
+            log.warning("raw record %s rejected: %s", envelope.receipt_id, exc.code)
+            return "rejected"
+        except Exception as exc:
+            # A bug, not bad input: retry like a dependency failure, then poison with the type.
+            if dequeue_count >= self.max_attempts:
+                self.store.to_poison(envelope, f"unexpected {type(exc).__name__}", dequeue_count)
+                log.error("raw record %s poisoned after unexpected %s", envelope.receipt_id, type(exc).__name__)
+                return "poisoned"
+            raise
+        log.info("raw record %s processed: %d resources written", envelope.receipt_id, result.written)
+        return "processed"
+
+
+def _reason(exc: HubError) -> str:
+    return f"{exc.code}: {exc.message}"

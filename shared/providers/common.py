@@ -1,0 +1,106 @@
+"""Tolerant readers for the loosely typed values providers send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import InvalidPayload
+
+_FRACTION = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+
+
+def parse_instant(value: Any, field: str) -> dt.datetime:
+    """RFC 3339 (any fraction length, ``Z`` or an offset) or epoch seconds, as a number or a
+    string. The result keeps the offset the source gave; a naive time is refused."""
+    if isinstance(value, bool):
+        raise InvalidPayload(f"{field} must be a date-time, not a boolean")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+        seconds = float(value)
+        if not math.isfinite(seconds) or not 0 < seconds < 32503680000:
+            raise InvalidPayload(f"{field} is not a plausible epoch time")
+        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPayload(f"{field} is missing or not a date-time")
+    text = value.strip()
+    match = _FRACTION.match(text)
+    if match:  # Python keeps microseconds: cut nanoseconds rather than refuse them
+        text = f"{match.group(1)}.{match.group(2)[:6]}{match.group(3)}"
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidPayload(f"{field} is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise InvalidPayload(f"{field} has no UTC offset")
+    return parsed
+
+
+def epoch_in_zone(seconds: Any, zone: str | None, field: str) -> dt.datetime:
+    instant = parse_instant(seconds, field)
+    tz = zone_info(zone)
+    return instant.astimezone(tz) if tz else instant
+
+
+def zone_info(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def parse_number(value: Any, field: str) -> float:
+    if isinstance(value, bool):
+        raise InvalidPayload(f"{field} must be a number, not a boolean")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InvalidPayload(f"{field} is not a number") from None
+    else:
+        raise InvalidPayload(f"{field} is missing or not a number")
+    if not math.isfinite(number):
+        raise InvalidPayload(f"{field} is not a finite number")
+    return number
+
+
+def parse_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+    return None
+
+
+def require_mapping(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"{field} is missing or not an object")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def require_text(value: Any, field: str) -> str:
+    text = optional_text(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None:
+        raise InvalidPayload(f"{field} is missing or empty")
+    return text

@@ -1,0 +1,244 @@
+"""Withings public API answers: Measure ``getmeas``, Measure v2 ``getactivity`` and Heart v2
+ECG signals. Real value = value × 10^unit; every meastype of the facts table is mapped, and an
+unknown one is kept under Withings' own code system and reported, never dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared import plausibility
+from shared.errors import InvalidPayload
+from shared.measurement import (
+    Coding,
+    Component,
+    DeviceIdentity,
+    Kind,
+    Measurement,
+    ParseResult,
+    Quantity,
+    RejectedReading,
+    SampledSignal,
+)
+from shared.providers.common import epoch_in_zone, optional_text, parse_number, require_mapping, zone_info
+
+SOURCE = "withings"
+MEASTYPE_SYSTEM = "urn:iomt-hub:withings:meastype"
+DEVICE_SYSTEM = "urn:iomt-hub:withings:deviceid"
+MANUAL_ATTRIBS = frozenset({2, 4})
+AMBIGUOUS_ATTRIBS = frozenset({1})
+SYSTOLIC, DIASTOLIC, PULSE = 10, 9, 11
+
+
+@dataclass(frozen=True)
+class MeasType:
+    name: str
+    unit: str  # UCUM
+    kind: Kind = Kind.OTHER  # OTHER: coded with MEASTYPE_SYSTEM
+    scale: float = 1.0  # from Withings' unit to the UCUM unit
+
+
+MEASTYPES: dict[int, MeasType] = {
+    1: MeasType("Weight", "kg", Kind.BODY_WEIGHT),
+    4: MeasType("Height", "cm", Kind.BODY_HEIGHT, scale=100),
+    5: MeasType("Fat free mass", "kg"),
+    6: MeasType("Fat ratio", "%", Kind.BODY_FAT_PERCENT),
+    8: MeasType("Fat mass weight", "kg"),
+    9: MeasType("Diastolic blood pressure", "mm[Hg]"),
+    10: MeasType("Systolic blood pressure", "mm[Hg]"),
+    11: MeasType("Heart pulse", "/min", Kind.HEART_RATE),
+    12: MeasType("Temperature", "Cel", Kind.BODY_TEMPERATURE),
+    54: MeasType("SpO2", "%", Kind.OXYGEN_SATURATION),
+    71: MeasType("Body temperature", "Cel", Kind.BODY_TEMPERATURE),
+    73: MeasType("Skin temperature", "Cel"),
+    76: MeasType("Muscle mass", "kg"),
+    77: MeasType("Hydration", "kg"),
+    88: MeasType("Bone mass", "kg"),
+    91: MeasType("Pulse wave velocity", "m/s"),
+    123: MeasType("VO2 max", "mL/min/kg"),
+    130: MeasType("Atrial fibrillation result", "1"),
+    135: MeasType("QRS interval duration", "ms"),
+    136: MeasType("PR interval duration", "ms"),
+    137: MeasType("QT interval duration", "ms"),
+    138: MeasType("Corrected QT interval duration", "ms"),
+    139: MeasType("Atrial fibrillation result from PPG", "1"),
+    155: MeasType("Vascular age", "a"),
+}
+
+
+def parse_text(text: str, *, userid: str | None = None) -> ParseResult:
+    """Any supported Withings answer, recognised by its body."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    body = _body(document)
+    if "measuregrps" in body:
+        return parse_getmeas(body)
+    if "activities" in body:
+        return parse_activity(body, userid=userid)
+    if "signal" in body:
+        return parse_ecg(body, series=body.get("series"))
+    raise InvalidPayload("not a getmeas, getactivity or heart get answer")
+
+
+def _body(document: Any) -> dict[str, Any]:
+    document = require_mapping(document, "the payload")
+    status = document.get("status")
+    if status != 0:
+        raise InvalidPayload(f"Withings answered status {status}, not a successful answer")
+    return require_mapping(document.get("body"), "body")
+
+
+def device_identity(deviceid: Any, model: Any) -> DeviceIdentity | None:
+    value = optional_text(deviceid)
+    if value is None:
+        return None
+    return DeviceIdentity(
+        source=SOURCE, identifiers=((DEVICE_SYSTEM, value),), manufacturer="Withings", model=optional_text(model)
+    )
+
+
+def parse_getmeas(body: dict[str, Any]) -> ParseResult:
+    groups = body.get("measuregrps")
+    if not isinstance(groups, list):
+        raise InvalidPayload("body.measuregrps must be an array")
+    zone = optional_text(body.get("timezone"))
+    result = ParseResult()
+    for index, group in enumerate(groups):
+        try:
+            _parse_group(require_mapping(group, f"measuregrps[{index}]"), zone, result)
+        except InvalidPayload as exc:
+            grpid = group.get("grpid") if isinstance(group, dict) else None
+            result.rejected.append(RejectedReading(str(grpid or f"measuregrps[{index}]"), exc.message))
+    plausibility.drop_implausible(result)
+    return result
+
+
+def _parse_group(group: dict[str, Any], zone: str | None, result: ParseResult) -> None:
+    grpid = group.get("grpid")
+    if not isinstance(grpid, int) or isinstance(grpid, bool):
+        raise InvalidPayload("grpid is missing or not an integer")
+    if group.get("category", 1) != 1:
+        raise InvalidPayload("category is not 1 (a goal, not a measurement)")
+    attrib = group.get("attrib")
+    effective = epoch_in_zone(group.get("date"), zone, "date")
+    created = group.get("created")
+    modified = group.get("modified", created)
+    changed = isinstance(modified, int) and isinstance(created, int) and modified > created
+    issued = epoch_in_zone(modified, zone, "modified") if modified is not None else None
+    device = device_identity(group.get("deviceid"), group.get("model"))
+    if device and device not in result.devices:
+        result.devices.append(device)
+    measures = group.get("measures")
+    if not isinstance(measures, list) or not measures:
+        raise InvalidPayload("measures must be a non-empty array")
+    values: dict[int, float] = {}
+    for position, measure in enumerate(measures):
+        measure = require_mapping(measure, f"measures[{position}]")
+        meastype = measure.get("type")
+        if not isinstance(meastype, int) or isinstance(meastype, bool):
+            raise InvalidPayload(f"measures[{position}].type is not an integer")
+        raw = parse_number(measure.get("value"), f"measures[{position}].value")
+        unit = parse_number(measure.get("unit"), f"measures[{position}].unit")
+        if not -20 <= unit <= 20 or unit != int(unit):
+            raise InvalidPayload(f"measures[{position}].unit is not a power of ten")
+        values[meastype] = raw * 10 ** int(unit)
+
+    def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
+        return Measurement(
+            kind=kind, source=SOURCE, source_id=f"{grpid}/{suffix}", effective_start=effective, device=device,
+            issued=issued, status="amended" if changed else "final",
+            manual_entry=attrib in MANUAL_ATTRIBS, ambiguous_user=attrib in AMBIGUOUS_ATTRIBS,
+            annotations=(("attrib", float(attrib)),) if isinstance(attrib, int) else (), **fields,
+        )
+
+    if SYSTOLIC in values and DIASTOLIC in values:
+        result.readings.append(reading(Kind.BLOOD_PRESSURE, "blood-pressure", components=(
+            Component("systolic", Quantity(_rounded(values.pop(SYSTOLIC)), "mm[Hg]")),
+            Component("diastolic", Quantity(_rounded(values.pop(DIASTOLIC)), "mm[Hg]")),
+        )))
+    for meastype, value in sorted(values.items()):
+        spec = MEASTYPES.get(meastype)
+        if spec is None:
+            result.unknown_types.append(f"meastype {meastype}")
+            spec = MeasType(f"Withings meastype {meastype}", "1")
+        quantity = Quantity(_rounded(value * spec.scale), spec.unit)
+        if spec.kind is Kind.OTHER:
+            code = Coding(MEASTYPE_SYSTEM, str(meastype), spec.name)
+            result.readings.append(reading(Kind.OTHER, f"meastype-{meastype}", value=quantity, source_code=code))
+        else:
+            suffix = "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
+            result.readings.append(reading(spec.kind, suffix, value=quantity))
+
+
+def _rounded(value: float) -> float:
+    return round(value, 6)
+
+
+def parse_activity(body: dict[str, Any], *, userid: str | None) -> ParseResult:
+    """Steps per day. A day's activity has no id of its own: the Withings user id makes one."""
+    if not userid:
+        raise InvalidPayload("an activity answer needs the Withings user id it belongs to")
+    activities = body.get("activities")
+    if not isinstance(activities, list):
+        raise InvalidPayload("body.activities must be an array")
+    result = ParseResult()
+    for index, activity in enumerate(activities):
+        try:
+            activity = require_mapping(activity, f"activities[{index}]")
+            day = str(activity.get("date", ""))
+            zone = zone_info(optional_text(activity.get("timezone")))
+            try:
+                start_date = dt.date.fromisoformat(day)
+            except ValueError:
+                raise InvalidPayload(f"activities[{index}].date is not YYYY-MM-DD") from None
+            tz = zone or dt.timezone.utc
+            start = dt.datetime.combine(start_date, dt.time(), tzinfo=tz)
+            end = dt.datetime.combine(start_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+            steps = parse_number(activity.get("steps"), f"activities[{index}].steps")
+            device = device_identity(activity.get("deviceid"), activity.get("brand_model"))
+            result.readings.append(Measurement(
+                kind=Kind.STEPS, source=SOURCE, source_id=f"{userid}/steps/{day}", effective_start=start,
+                effective_end=end, value=Quantity(round(steps), "{steps}"), device=device,
+            ))
+        except InvalidPayload as exc:
+            result.rejected.append(RejectedReading(f"activities[{index}]", exc.message))
+    plausibility.drop_implausible(result)
+    return result
+
+
+def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
+    """A Heart v2 ``get`` answer (the signal) with its ``list`` entry (id, time, AFib result,
+    heart rate, device): the ``get`` answer alone says neither which recording nor when."""
+    series = require_mapping(series, "the heart list entry (series) for this signal")
+    ecg = require_mapping(series.get("ecg"), "series.ecg")
+    signalid = ecg.get("signalid")
+    if not isinstance(signalid, int) or isinstance(signalid, bool):
+        raise InvalidPayload("series.ecg.signalid is missing or not an integer")
+    signal = body.get("signal")
+    if not isinstance(signal, list) or not signal:
+        raise InvalidPayload("body.signal must be a non-empty array")
+    frequency = parse_number(body.get("sampling_frequency"), "body.sampling_frequency")
+    if not 50 <= frequency <= 2000:
+        raise InvalidPayload("body.sampling_frequency must be between 50 and 2000 Hz")
+    samples = tuple(parse_number(v, "body.signal[]") for v in signal)
+    effective = epoch_in_zone(series.get("timestamp"), optional_text(series.get("timezone")), "series.timestamp")
+    components = ()
+    if series.get("heart_rate") is not None:
+        heart_rate = parse_number(series.get("heart_rate"), "series.heart_rate")
+        components = (Component("heart-rate", Quantity(heart_rate, "/min")),)
+    device = device_identity(series.get("deviceid"), series.get("model"))
+    afib = ecg.get("afib")
+    reading = Measurement(
+        kind=Kind.ECG, source=SOURCE, source_id=f"ecg/{signalid}", effective_start=effective, device=device,
+        signal=SampledSignal(period_ms=round(1000 / frequency, 6), unit="uV", samples=samples),
+        components=components, interpretation=AFIB_RESULTS.get(afib) if isinstance(afib, int) else None,
+    )
+    return ParseResult(readings=[reading], devices=[device] if device else [])
+
+
+# Heart v2 ``ecg.afib``: 0 negative, 1 positive, 2 inconclusive.
+AFIB_RESULTS = {0: "sinusRhythm", 1: "atrialFibrillation", 2: "inconclusive"}

@@ -1,0 +1,88 @@
+"""One typed settings object, read from the environment (Functions app settings).
+
+It is built lazily on first use, so that a bad setting can never break function indexing:
+``get_settings()`` raises one ``ConfigurationError`` that names every bad setting.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # "local" trusts the local stack's self-signed Key Vault certificate, skips the FHIR token
+    # and uses the Cosmos key; "azure" uses managed identity everywhere.
+    hub_env: Literal["local", "azure"] = "azure"
+    azure_client_id: str | None = Field(default=None, description="client id of the user-assigned identity")
+
+    storage_connection_string: SecretStr | None = Field(default=None, alias="AzureWebJobsStorage")
+    storage_account_name: str | None = Field(default=None, alias="AzureWebJobsStorage__accountName")
+    max_dequeue_count: int = Field(default=5, ge=1, le=20)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
+
+    cosmos_endpoint: str = Field(min_length=1)
+    cosmos_key: SecretStr | None = None
+    cosmos_database: str = "iomt-hub"
+
+    fhir_url: str = Field(min_length=1)
+    fhir_audience: str | None = None
+    fhir_batch_size: int = Field(default=500, ge=1, le=500)
+    fhir_max_attempts: int = Field(default=6, ge=1, le=20)
+    fhir_timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    keyvault_url: str = Field(min_length=1)
+    keyvault_ca_bundle: str | None = None
+
+    medisante_api_key_hashes: str = Field(
+        default="", description="comma-separated SHA-256 hex digests of the accepted x-api-key values"
+    )
+
+    @field_validator("fhir_url", "cosmos_endpoint", "keyvault_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _storage_configured(self) -> Settings:
+        if self.storage_connection_string is None and not self.storage_account_name:
+            raise ValueError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.hub_env == "local"
+
+    @property
+    def fhir_scope(self) -> str:
+        return f"{(self.fhir_audience or self.fhir_url).rstrip('/')}/.default"
+
+
+def _describe(error: ValidationError) -> str:
+    # Only names and reasons: pydantic's own text would echo the offending values.
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        problems.append(f"{name.upper()}: {item['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()
