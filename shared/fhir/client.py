@@ -135,7 +135,7 @@ class FhirClient:
         raise FhirRejected(f"{what}: HTTP {status}: {text}", http_status=status, outcome=outcome)
 
     def _retrying(self) -> Retrying:
-        exponential = wait_exponential_jitter(initial=0.5, max=MAX_RETRY_AFTER_S)
+        exponential = wait_exponential_jitter(multiplier=0.5, max=MAX_RETRY_AFTER_S)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None

@@ -1,0 +1,104 @@
+"""Tests run against the local stack that `make test` starts (local/stack.py): Azurite, the
+Cosmos DB server, the FHIR R4 server and the Key Vault stand-in. Nothing of ours is mocked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import azure.functions as func
+from azure.functions.queue import QueueMessage
+import pytest
+import requests
+
+from shared.api.context import AppContext, get_context, reset_context
+from shared.localstack import LOCAL_MEDISANTE_API_KEY, local_settings
+from shared.pipeline.store import RawRecordStore
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures"
+TEST_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MEDISANTE_KEY = LOCAL_MEDISANTE_API_KEY
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_environment() -> Iterator[None]:
+    running = subprocess.run([sys.executable, str(REPO / "local" / "stack.py"), "running"], check=False)
+    if running.returncode != 0:
+        pytest.exit("the local stack is not running: use `make test` (or `make local-up` first)", returncode=3)
+    saved = dict(os.environ)
+    os.environ.update(local_settings())
+    reset_context()
+    get_context().raw_store.ensure_exists()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    reset_context()
+
+
+@pytest.fixture
+def context() -> AppContext:
+    return get_context()
+
+
+@pytest.fixture
+def store(context: AppContext) -> Iterator[RawRecordStore]:
+    """The raw-record store with empty queues and no rejected records."""
+    raw = context.raw_store
+    raw.queue.clear_messages()
+    raw.poison_queue.clear_messages()
+    for blob in raw.rejected.list_blobs():
+        raw.rejected.delete_blob(blob.name)
+    yield raw
+
+
+@pytest.fixture
+def fhir_url(context: AppContext) -> str:
+    return context.settings.fhir_url
+
+
+@pytest.fixture
+def clean_fhir(fhir_url: str) -> str:
+    requests.delete(f"{fhir_url}/$reset", timeout=10).raise_for_status()
+    return fhir_url
+
+
+def http_request(
+    method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None, params: dict[str, str] | None = None,
+) -> func.HttpRequest:
+    return func.HttpRequest(
+        method=method, url=url, body=body, headers=headers or {}, route_params=route_params or {}, params=params or {}
+    )
+
+
+def drive_queue(store: RawRecordStore, handler: Callable[[func.QueueMessage], None], max_deliveries: int = 50) -> int:
+    """Plays the Functions host's queue listener against Azurite: receive, call, delete on
+    success, make visible again on failure (Azurite counts the dequeues). Returns deliveries."""
+    deliveries = 0
+    while deliveries < max_deliveries:
+        messages = list(store.queue.receive_messages(max_messages=1, visibility_timeout=30))
+        if not messages:
+            return deliveries
+        message = messages[0]
+        deliveries += 1
+        # The host builds this subclass: the public constructor takes no dequeue count.
+        queue_message = QueueMessage(
+            id=message.id, body=message.content, dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt
+        )
+        try:
+            handler(queue_message)
+        except Exception:  # noqa: BLE001 - the host's behaviour: retry later
+            store.queue.update_message(message, visibility_timeout=0)
+        else:
+            store.queue.delete_message(message)
+    raise AssertionError(f"queue still not empty after {max_deliveries} deliveries")
+
+
+def search(fhir_url: str, resource_type: str, **params: str) -> list[dict]:
+    response = requests.get(f"{fhir_url}/{resource_type}", params=params, timeout=10)
+    response.raise_for_status()
+    return [entry["resource"] for entry in response.json().get("entry", [])]

@@ -1,0 +1,70 @@
+"""Every function indexes with the expected trigger, and its parameters match its bindings."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+from shared.clients.names import RAW_QUEUE
+from shared.settings import Settings
+from tests.conftest import REPO
+
+EXPECTED_HTTP = {
+    "health": ("health", ["GET"], "FUNCTION"),
+    "medisante_webhook": ("health-data/medisante/{format}", ["POST"], "ANONYMOUS"),
+}
+EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE}
+
+
+@functools.cache
+def _functions():
+    import function_app
+
+    # get_functions() validates names and may be called once per app.
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+def test_http_functions_have_expected_routes_methods_and_auth():
+    functions = _functions()
+    for name, (route, methods, auth) in EXPECTED_HTTP.items():
+        trigger = functions[name].get_trigger()
+        assert trigger.type == "httpTrigger"
+        assert trigger.route == route
+        assert [str(m.value if hasattr(m, "value") else m) for m in trigger.methods] == methods
+        assert trigger.auth_level.name == auth
+
+
+def test_queue_functions_listen_on_the_expected_queues():
+    functions = _functions()
+    for name, queue in EXPECTED_QUEUE.items():
+        trigger = functions[name].get_trigger()
+        assert trigger.type == "queueTrigger"
+        assert trigger.queue_name == queue
+        assert trigger.connection == "AzureWebJobsStorage"
+
+
+def test_every_function_is_expected_and_parameters_match_binding_names():
+    functions = _functions()
+    assert set(functions) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE)
+    for function in functions.values():
+        handler = function.get_user_function()
+        parameters = set(inspect.signature(handler).parameters)
+        bound = {b.name for b in function.get_bindings() if b.name != "$return"}
+        assert parameters == bound, function.get_function_name()
+
+
+def test_host_retries_as_often_as_the_worker_expects():
+    host = json.loads((REPO / "host.json").read_text())
+    assert host["extensions"]["queues"]["maxDequeueCount"] == Settings.model_fields["max_dequeue_count"].default
+
+
+def test_indexing_needs_no_settings_at_all():
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
+    script = "import function_app; print(len(function_app.app.get_functions()))"
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(EXPECTED_HTTP) + len(EXPECTED_QUEUE)
