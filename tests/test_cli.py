@@ -1,0 +1,78 @@
+"""The dry-run ``convert`` command: a stable interface others script against."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FIXTURES, REPO
+from tests.fhir_validation import validate
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("source", "path"),
+    [("medisante", p) for p in sorted((FIXTURES / "medisante").glob("*.json"))]
+    + [("healthkit", FIXTURES / "healthkit" / "upload.json"), ("withings", FIXTURES / "withings" / "getmeas.json")],
+)
+def test_convert_prints_a_batch_bundle_of_puts_for_every_fixture(source, path):
+    result = run_cli("convert", "--source", source, "--patient", "cli-p1", str(path))
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(result.stdout)
+    assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "batch")
+    assert bundle["entry"]
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        assert entry["request"] == {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
+        validate(resource)
+        if resource["resourceType"] == "Observation":
+            assert resource["subject"] == {"reference": "Patient/cli-p1"}
+
+
+def test_convert_medisante_xml_format(tmp_path):
+    document = json.loads((FIXTURES / "medisante" / "weight.json").read_text())
+    xml = (
+        "<payload><metadata><correlationId>{}</correlationId><measurementType>BodyWeightComposition</measurementType>"
+        "</metadata><device><IMEI>866000000000123</IMEI></device><measurements><bodyWeight><value>81.4</value>"
+        "<unit>kg</unit></bodyWeight><timestamp>2026-03-01T08:02:05+01:00</timestamp></measurements></payload>"
+    ).format(document["metadata"]["correlationId"])
+    path = tmp_path / "weight.xml"
+    path.write_text(xml)
+    result = run_cli("convert", "--source", "medisante", "--format", "medisante-xml", str(path))
+    assert result.returncode == 0, result.stderr
+    [observation] = [e["resource"] for e in json.loads(result.stdout)["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert observation["valueQuantity"]["value"] == 81.4
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "words"),
+    [
+        ('{"metadata": ', ["--source", "medisante"], "malformed JSON"),
+        ("<a>", ["--source", "medisante", "--format", "medisante-xml"], "malformed XML"),
+        ("{}", ["--source", "medisante", "--format", "csv"], "unknown format"),
+        ('{"samples": "x"}', ["--source", "healthkit"], "arrays"),
+        ('{"status": 601, "body": {}}', ["--source", "withings"], "status 601"),
+    ],
+)
+def test_invalid_input_exits_2_with_one_line_naming_the_problem(tmp_path, content, args, words):
+    path = tmp_path / "payload"
+    path.write_text(content)
+    result = run_cli("convert", *args, str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert words in lines[0]
+
+
+def test_missing_file_exits_2():
+    result = run_cli("convert", "--source", "medisante", "/nonexistent/file.json")
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr

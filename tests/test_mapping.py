@@ -1,0 +1,124 @@
+"""FHIR mapping: codes, UCUM units, components, identifiers, ids; every resource validates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared import conversion
+from shared.fhir.mapping import ECG_CHUNK_SAMPLES, batch_bundle, entered_in_error, map_readings, observation
+from shared.measurement import Kind, Measurement, Quantity, SampledSignal
+from shared.providers import withings
+from tests.conftest import FIXTURES
+from tests.fhir_validation import validate
+
+CASES = [
+    ("medisante", "medisante-json", FIXTURES / "medisante" / "blood-pressure.json"),
+    ("medisante", "medisante-json", FIXTURES / "medisante" / "glucose.json"),
+    ("medisante", "medisante-json", FIXTURES / "medisante" / "weight.json"),
+    ("healthkit", "healthkit-json", FIXTURES / "healthkit" / "upload.json"),
+    ("withings", "withings-json", FIXTURES / "withings" / "getmeas.json"),
+]
+
+
+def convert(source, format_name, path, patient="p1"):
+    return conversion.convert(source, format_name, path.read_text(), lambda _: patient)[1].resources
+
+
+def observations(resources):
+    return {r["code"]["coding"][0]["code"]: r for r in resources if r["resourceType"] == "Observation"}
+
+
+@pytest.mark.parametrize(("source", "format_name", "path"), CASES)
+def test_every_emitted_resource_validates_against_r4b(source, format_name, path):
+    resources = convert(source, format_name, path)
+    assert resources
+    for resource in resources:
+        validate(resource)
+
+
+@pytest.mark.parametrize(("source", "format_name", "path"), CASES)
+def test_conversion_is_deterministic(source, format_name, path):
+    assert batch_bundle(convert(source, format_name, path)) == batch_bundle(convert(source, format_name, path))
+
+
+def test_different_readings_never_share_an_id():
+    ids = [r["id"] for source, fmt, path in CASES for r in convert(source, fmt, path) if r["resourceType"] == "Observation"]
+    assert len(ids) == len(set(ids)) > 10
+
+
+def test_blood_pressure_is_one_observation_with_components():
+    by_code = observations(convert(*CASES[0]))
+    bp = by_code["85354-9"]
+    assert "valueQuantity" not in bp
+    components = {c["code"]["coding"][0]["code"]: c["valueQuantity"] for c in bp["component"]}
+    assert components["8480-6"] == {"value": 143, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}
+    assert components["8462-4"]["value"] == 91
+    assert bp["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert "http://hl7.org/fhir/StructureDefinition/bp" in bp["meta"]["profile"]
+    assert bp["effectiveDateTime"] == "2026-05-18T13:45:00+01:00"
+    assert bp["identifier"] == [{"system": "urn:iomt-hub:medisante:reading",
+                                 "value": "8d2f0c1a-7b3e-4e55-a1c9-3f6b2a9d0e11/blood-pressure"}]
+    assert bp["subject"] == {"reference": "Patient/p1"}
+    assert bp["device"]["reference"].startswith("Device/dev-")
+    heart_rate = by_code["8867-4"]
+    assert heart_rate["valueQuantity"]["code"] == "/min"
+
+
+def test_glucose_codes_depend_on_unit_and_method():
+    glucose = observations(convert(*CASES[1]))["14743-9"]
+    assert glucose["valueQuantity"]["code"] == "mmol/L"
+    assert glucose["category"][0]["coding"][0]["code"] == "laboratory"
+
+
+def test_healthkit_codes_and_units():
+    by_code = observations(convert(*CASES[3]))
+    assert by_code["2708-6"]["valueQuantity"]["value"] == 97
+    assert by_code["2708-6"]["code"]["coding"][1]["code"] == "59408-5"
+    assert by_code["29463-7"]["valueQuantity"]["code"] == "kg"
+    assert {"system": "urn:iomt-hub:reading-flag", "code": "manual-entry", "display": "Entered by hand"} in by_code[
+        "29463-7"]["meta"]["tag"]
+    steps = by_code["55423-8"]
+    assert steps["effectivePeriod"] == {"start": "2026-07-23T09:00:00+02:00", "end": "2026-07-23T10:00:00+02:00"}
+    assert steps["valueQuantity"]["code"] == "{steps}"
+
+
+def test_withings_unknown_type_keeps_source_code():
+    by_code = observations(convert(*CASES[4]))
+    assert by_code["8"]["code"]["coding"][0]["system"] == withings.MEASTYPE_SYSTEM
+    assert "category" not in by_code["8"]
+
+
+def test_ecg_is_sampled_data_in_chunks():
+    samples = tuple(float(i % 200 - 100) for i in range(ECG_CHUNK_SAMPLES * 2 + 10))
+    reading = Measurement(
+        kind=Kind.ECG, source="withings", source_id="ecg/1", effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        signal=SampledSignal(period_ms=2.0, unit="uV", samples=samples), interpretation="sinusRhythm",
+    )
+    resource = observation(reading, "p1")
+    validate(resource)
+    chunks = [c["valueSampledData"] for c in resource["component"]]
+    assert len(chunks) == 3
+    assert resource["code"]["coding"][0] == {"system": "urn:oid:2.16.840.1.113883.6.24", "code": "131328",
+                                             "display": "MDC_ECG_ELEC_POTL"}
+    joined = " ".join(c["data"] for c in chunks).split()
+    assert [float(v) for v in joined] == list(samples)
+    assert chunks[0]["origin"]["code"] == "uV"
+
+
+def test_entered_in_error_and_amended_status():
+    [resource] = [r for r in convert(*CASES[2]) if r["resourceType"] == "Observation"]
+    marked = entered_in_error({**resource, "meta": {**resource["meta"], "versionId": "3"}})
+    assert marked["status"] == "entered-in-error"
+    assert marked["id"] == resource["id"]
+    assert "versionId" not in marked["meta"]
+    validate(marked)
+
+
+def test_unattributed_readings_are_handed_back_not_dropped():
+    reading = Measurement(kind=Kind.HEART_RATE, source="healthkit", source_id="x",
+                          effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), value=Quantity(60, "/min"))
+    mapped = map_readings([reading], lambda _: None)
+    assert mapped.resources == []
+    assert mapped.unattributed == [reading]
