@@ -44,7 +44,7 @@ MAX_BODY_BYTES = 1024 * 1024
 def make_certificate(data_dir: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -54,9 +54,7 @@ def make_certificate(data_dir: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -81,10 +79,8 @@ class Vault:
     def __init__(self, state_file: Path) -> None:
         self._file = state_file
         self._lock = threading.Lock()
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
-        else:
-            state = {"secrets": {}, "deleted": {}}
+        empty: dict[str, Any] = {"secrets": {}, "deleted": {}}
+        state = json.loads(state_file.read_text()) if state_file.exists() else empty
         self.secrets: dict[str, list[dict[str, Any]]] = state["secrets"]
         self.deleted: dict[str, dict[str, Any]] = state["deleted"]
 
@@ -141,8 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if 0 < length <= MAX_BODY_BYTES:
             self.rfile.read(length)
-        self._send(401, {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}},
-                   {"WWW-Authenticate": CHALLENGE})
+        self._send(
+            401,
+            {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer or PoP token."}},
+            {"WWW-Authenticate": CHALLENGE},
+        )
         return False
 
     def _route(self, method: str) -> None:
@@ -161,19 +160,19 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._error(400, "BadParameter", str(exc))
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         self._route("GET")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._route("PUT")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._route("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._route("DELETE")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route("POST")
 
     # -- API ------------------------------------------------------------------------------
@@ -181,7 +180,9 @@ class Handler(BaseHTTPRequestHandler):
         base = f"{self.base_url}/secrets/{name}"
         return f"{base}/{version}" if version else base
 
-    def _bundle(self, name: str, version: dict[str, Any], *, with_value: bool, versioned_id: bool = True) -> dict[str, Any]:
+    def _bundle(
+        self, name: str, version: dict[str, Any], *, with_value: bool, versioned_id: bool = True
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self._secret_id(name, version["version"] if versioned_id else None),
             "attributes": version["attributes"],
@@ -224,15 +225,21 @@ class Handler(BaseHTTPRequestHandler):
             if method in ("GET", "PATCH") and len(rest) <= 1:
                 version_id = rest[0] if rest else ""
                 with vault.lock:
-                    versions = vault.secrets.get(name)
+                    history = vault.secrets.get(name)
                     found = None
-                    if versions:
-                        found = versions[-1] if not version_id else next(
-                            (v for v in versions if v["version"] == version_id), None
+                    if history:
+                        found = (
+                            history[-1]
+                            if not version_id
+                            else next((v for v in history if v["version"] == version_id), None)
                         )
                     if found is None:
                         suffix = f" with version {version_id}" if version_id else ""
-                        self._error(404, "SecretNotFound", f"A secret with (name/id) {name}{suffix} was not found in this key vault.")
+                        self._error(
+                            404,
+                            "SecretNotFound",
+                            f"A secret with (name/id) {name}{suffix} was not found in this key vault.",
+                        )
                         return
                     if method == "PATCH":
                         update = self._read_json()
@@ -282,10 +289,21 @@ class Handler(BaseHTTPRequestHandler):
             return
         with self.vault.lock:
             if name in self.vault.deleted:
-                self._error(409, "Conflict", f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged.")
+                self._error(
+                    409,
+                    "Conflict",
+                    f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused;"
+                    " in this state, the secret can only be recovered or purged.",
+                )
                 return
             ts = now_epoch()
-            attributes = {"enabled": True, "created": ts, "updated": ts, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 7}
+            attributes = {
+                "enabled": True,
+                "created": ts,
+                "updated": ts,
+                "recoveryLevel": "Recoverable+Purgeable",
+                "recoverableDays": 7,
+            }
             for key in ("exp", "nbf", "enabled"):
                 if key in (body.get("attributes") or {}):
                     attributes[key] = body["attributes"][key]
@@ -329,10 +347,14 @@ def main() -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = make_certificate(args.data_dir)
 
-    handler = type("BoundHandler", (Handler,), {
-        "vault": Vault(args.data_dir / "secrets.json"),
-        "base_url": f"https://localhost:{args.port}",
-    })
+    handler = type(
+        "BoundHandler",
+        (Handler,),
+        {
+            "vault": Vault(args.data_dir / "secrets.json"),
+            "base_url": f"https://localhost:{args.port}",
+        },
+    )
     server = ThreadingHTTPServer((args.host, args.port), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)

@@ -51,24 +51,48 @@ class Service:
 
 
 def services() -> list[Service]:
-    blob, queue, table = port("AZURITE_BLOB_PORT", 10000), port("AZURITE_QUEUE_PORT", 10001), port("AZURITE_TABLE_PORT", 10002)
+    blob, queue, table = (
+        port("AZURITE_BLOB_PORT", 10000),
+        port("AZURITE_QUEUE_PORT", 10001),
+        port("AZURITE_TABLE_PORT", 10002),
+    )
     cosmos, fhir, keyvault = port("COSMOS_PORT", 8081), port("FHIR_PORT", 8090), port("KEYVAULT_PORT", 8443)
     return [
         Service(
             "azurite",
             [
-                "node", str(NODE_MODULES / "azurite" / "dist" / "src" / "azurite.js"),
-                "--silent", "--skipApiVersionCheck", "--location", str(DATA / "azurite"),
-                "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-                "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-                "--tableHost", "127.0.0.1", "--tablePort", str(table),
+                "node",
+                str(NODE_MODULES / "azurite" / "dist" / "src" / "azurite.js"),
+                "--silent",
+                "--skipApiVersionCheck",
+                "--location",
+                str(DATA / "azurite"),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob),
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                str(queue),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table),
             ],
             f"http://127.0.0.1:{queue}/devstoreaccount1?comp=list",
         ),
         Service(
             "cosmos",
-            ["node", str(NODE_MODULES / "@vercel" / "cosmosdb-server" / "lib" / "cli.js"),
-             "--host", "127.0.0.1", "-p", str(cosmos), "--no-ssl"],
+            [
+                "node",
+                str(NODE_MODULES / "@vercel" / "cosmosdb-server" / "lib" / "cli.js"),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(cosmos),
+                "--no-ssl",
+            ],
             f"http://127.0.0.1:{cosmos}/",
         ),
         Service(
@@ -78,8 +102,14 @@ def services() -> list[Service]:
         ),
         Service(
             "keyvault",
-            [sys.executable, str(HERE / "keyvault_standin.py"), "--port", str(keyvault),
-             "--data-dir", str(DATA / "keyvault")],
+            [
+                sys.executable,
+                str(HERE / "keyvault_standin.py"),
+                "--port",
+                str(keyvault),
+                "--data-dir",
+                str(DATA / "keyvault"),
+            ],
             f"https://127.0.0.1:{keyvault}/healthz",
             insecure_tls=True,
         ),
@@ -125,8 +155,13 @@ def start(service: Service) -> None:
     env = dict(os.environ, FHIR_PORT=str(port("FHIR_PORT", 8090)))
     with service.log_file.open("ab") as log:
         process = subprocess.Popen(
-            service.command, cwd=HERE, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            service.command,
+            cwd=HERE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
     service.pid_file.write_text(str(process.pid))
 

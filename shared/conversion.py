@@ -26,18 +26,22 @@ PARSERS: dict[str, dict[str, Parser]] = {
 DEFAULT_FORMATS = {"medisante": "medisante-json", "healthkit": "healthkit-json", "withings": "withings-json"}
 
 
-def parse(source: str, format: str, body: str, **options: Any) -> ParseResult:  # noqa: A002
+def parse(source: str, format_name: str, body: str, **options: Any) -> ParseResult:
     formats = PARSERS.get(source)
     if formats is None:
         raise InvalidPayload(f"unknown source {source!r}; supported: {', '.join(PARSERS)}")
-    parser = formats.get(format)
+    parser = formats.get(format_name)
     if parser is None:
-        raise InvalidPayload(f"unknown format {format!r} for {source}; supported: {', '.join(formats)}")
+        raise InvalidPayload(f"unknown format {format_name!r} for {source}; supported: {', '.join(formats)}")
     return parser(body, **options)
 
 
 def convert(
-    source: str, format: str, body: str, patient_for: PatientResolver, **options: Any  # noqa: A002
+    source: str,
+    format_name: str,
+    body: str,
+    patient_for: PatientResolver,
+    **options: Any,
 ) -> tuple[ParseResult, MappedReadings]:
-    parsed = parse(source, format, body, **options)
+    parsed = parse(source, format_name, body, **options)
     return parsed, map_readings(parsed.readings, patient_for)

@@ -9,9 +9,9 @@ from shared.auth import key_digest
 
 REPO = Path(__file__).resolve().parent.parent
 # Azurite's and the Cosmos emulator's documented development keys: public, local only.
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
-COSMOS_EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="  # noqa: S105
-LOCAL_MEDISANTE_API_KEY = "local-medisante-key"  # noqa: S105 - documented local value
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+COSMOS_EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+LOCAL_MEDISANTE_API_KEY = "local-medisante-key"
 
 
 def _port(name: str, default: int) -> int:
@@ -19,8 +19,10 @@ def _port(name: str, default: int) -> int:
 
 
 def local_settings() -> dict[str, str]:
-    blob, queue, table = _port("AZURITE_BLOB_PORT", 10000), _port("AZURITE_QUEUE_PORT", 10001), _port(
-        "AZURITE_TABLE_PORT", 10002
+    blob, queue, table = (
+        _port("AZURITE_BLOB_PORT", 10000),
+        _port("AZURITE_QUEUE_PORT", 10001),
+        _port("AZURITE_TABLE_PORT", 10002),
     )
     storage = (
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"

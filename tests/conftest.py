@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import azure.functions as func
-from azure.functions.queue import QueueMessage
 import pytest
 import requests
+from azure.functions.queue import QueueMessage
 
 from shared.api.context import AppContext, get_context, reset_context
 from shared.localstack import LOCAL_MEDISANTE_API_KEY, local_settings
@@ -45,14 +45,14 @@ def context() -> AppContext:
 
 
 @pytest.fixture
-def store(context: AppContext) -> Iterator[RawRecordStore]:
+def store(context: AppContext) -> RawRecordStore:
     """The raw-record store with empty queues and no rejected records."""
     raw = context.raw_store
     raw.queue.clear_messages()
     raw.poison_queue.clear_messages()
     for blob in raw.rejected.list_blobs():
         raw.rejected.delete_blob(blob.name)
-    yield raw
+    return raw
 
 
 @pytest.fixture
@@ -67,8 +67,13 @@ def clean_fhir(fhir_url: str) -> str:
 
 
 def http_request(
-    method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
-    route_params: dict[str, str] | None = None, params: dict[str, str] | None = None,
+    method: str,
+    url: str,
+    *,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
 ) -> func.HttpRequest:
     return func.HttpRequest(
         method=method, url=url, body=body, headers=headers or {}, route_params=route_params or {}, params=params or {}
@@ -91,7 +96,7 @@ def drive_queue(store: RawRecordStore, handler: Callable[[func.QueueMessage], No
         )
         try:
             handler(queue_message)
-        except Exception:  # noqa: BLE001 - the host's behaviour: retry later
+        except Exception:
             store.queue.update_message(message, visibility_timeout=0)
         else:
             store.queue.delete_message(message)

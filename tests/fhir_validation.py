@@ -7,7 +7,7 @@ from typing import Any
 from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 
-MODELS = {"Observation": Observation, "Device": Device}
+MODELS: dict[str, Any] = {"Observation": Observation, "Device": Device}
 
 
 def validate(resource: dict[str, Any]) -> None:

@@ -13,8 +13,9 @@ from tests.fhir_validation import validate
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,7 +48,9 @@ def test_convert_medisante_xml_format(tmp_path):
     path.write_text(xml)
     result = run_cli("convert", "--source", "medisante", "--format", "medisante-xml", str(path))
     assert result.returncode == 0, result.stderr
-    [observation] = [e["resource"] for e in json.loads(result.stdout)["entry"] if e["resource"]["resourceType"] == "Observation"]
+    [observation] = [
+        e["resource"] for e in json.loads(result.stdout)["entry"] if e["resource"]["resourceType"] == "Observation"
+    ]
     assert observation["valueQuantity"]["value"] == 81.4
 
 

@@ -65,6 +65,8 @@ def test_host_retries_as_often_as_the_worker_expects():
 def test_indexing_needs_no_settings_at_all():
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
     script = "import function_app; print(len(function_app.app.get_functions()))"
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) == len(EXPECTED_HTTP) + len(EXPECTED_QUEUE)

@@ -44,10 +44,13 @@ def test_cosmos_server_with_the_real_cosmos_client(context: AppContext):
     assert container.read_item(item_id, "a")["n"] == 1
     with pytest.raises(CosmosResourceNotFoundError):  # patched: 404, not 500
         container.read_item("missing-" + item_id, "a")
-    found = list(container.query_items(
-        "SELECT * FROM c WHERE c.pk = @pk AND c.id = @id",
-        parameters=[{"name": "@pk", "value": "a"}, {"name": "@id", "value": item_id}], partition_key="a",
-    ))
+    found = list(
+        container.query_items(
+            "SELECT * FROM c WHERE c.pk = @pk AND c.id = @id",
+            parameters=[{"name": "@pk", "value": "a"}, {"name": "@id", "value": item_id}],
+            partition_key="a",
+        )
+    )
     assert [f["id"] for f in found] == [item_id]
 
 
@@ -56,10 +59,13 @@ def test_fhir_server_answers_a_batch_of_puts_and_searches(clean_fhir: str):
     patient = {"resourceType": "Patient", "id": "stack-p1", "identifier": [{"system": "urn:test", "value": "p1"}]}
     observations = [
         {
-            "resourceType": "Observation", "id": f"stack-o{i}", "status": "final",
+            "resourceType": "Observation",
+            "id": f"stack-o{i}",
+            "status": "final",
             "identifier": [{"system": "urn:test:obs", "value": str(i)}],
             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-            "subject": {"reference": "Patient/stack-p1"}, "effectiveDateTime": f"2026-05-1{i}T10:00:00+02:00",
+            "subject": {"reference": "Patient/stack-p1"},
+            "effectiveDateTime": f"2026-05-1{i}T10:00:00+02:00",
             "valueQuantity": {"value": 60 + i, "system": "http://unitsofmeasure.org", "code": "/min", "unit": "/min"},
         }
         for i in range(3)

@@ -44,7 +44,9 @@ def test_conversion_is_deterministic(source, format_name, path):
 
 
 def test_different_readings_never_share_an_id():
-    ids = [r["id"] for source, fmt, path in CASES for r in convert(source, fmt, path) if r["resourceType"] == "Observation"]
+    ids = [
+        r["id"] for source, fmt, path in CASES for r in convert(source, fmt, path) if r["resourceType"] == "Observation"
+    ]
     assert len(ids) == len(set(ids)) > 10
 
 
@@ -53,13 +55,19 @@ def test_blood_pressure_is_one_observation_with_components():
     bp = by_code["85354-9"]
     assert "valueQuantity" not in bp
     components = {c["code"]["coding"][0]["code"]: c["valueQuantity"] for c in bp["component"]}
-    assert components["8480-6"] == {"value": 143, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}
+    assert components["8480-6"] == {
+        "value": 143,
+        "unit": "mmHg",
+        "system": "http://unitsofmeasure.org",
+        "code": "mm[Hg]",
+    }
     assert components["8462-4"]["value"] == 91
     assert bp["category"][0]["coding"][0]["code"] == "vital-signs"
     assert "http://hl7.org/fhir/StructureDefinition/bp" in bp["meta"]["profile"]
     assert bp["effectiveDateTime"] == "2026-05-18T13:45:00+01:00"
-    assert bp["identifier"] == [{"system": "urn:iomt-hub:medisante:reading",
-                                 "value": "8d2f0c1a-7b3e-4e55-a1c9-3f6b2a9d0e11/blood-pressure"}]
+    assert bp["identifier"] == [
+        {"system": "urn:iomt-hub:medisante:reading", "value": "8d2f0c1a-7b3e-4e55-a1c9-3f6b2a9d0e11/blood-pressure"}
+    ]
     assert bp["subject"] == {"reference": "Patient/p1"}
     assert bp["device"]["reference"].startswith("Device/dev-")
     heart_rate = by_code["8867-4"]
@@ -78,7 +86,8 @@ def test_healthkit_codes_and_units():
     assert by_code["2708-6"]["code"]["coding"][1]["code"] == "59408-5"
     assert by_code["29463-7"]["valueQuantity"]["code"] == "kg"
     assert {"system": "urn:iomt-hub:reading-flag", "code": "manual-entry", "display": "Entered by hand"} in by_code[
-        "29463-7"]["meta"]["tag"]
+        "29463-7"
+    ]["meta"]["tag"]
     steps = by_code["55423-8"]
     assert steps["effectivePeriod"] == {"start": "2026-07-23T09:00:00+02:00", "end": "2026-07-23T10:00:00+02:00"}
     assert steps["valueQuantity"]["code"] == "{steps}"
@@ -93,15 +102,22 @@ def test_withings_unknown_type_keeps_source_code():
 def test_ecg_is_sampled_data_in_chunks():
     samples = tuple(float(i % 200 - 100) for i in range(ECG_CHUNK_SAMPLES * 2 + 10))
     reading = Measurement(
-        kind=Kind.ECG, source="withings", source_id="ecg/1", effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
-        signal=SampledSignal(period_ms=2.0, unit="uV", samples=samples), interpretation="sinusRhythm",
+        kind=Kind.ECG,
+        source="withings",
+        source_id="ecg/1",
+        effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        signal=SampledSignal(period_ms=2.0, unit="uV", samples=samples),
+        interpretation="sinusRhythm",
     )
     resource = observation(reading, "p1")
     validate(resource)
     chunks = [c["valueSampledData"] for c in resource["component"]]
     assert len(chunks) == 3
-    assert resource["code"]["coding"][0] == {"system": "urn:oid:2.16.840.1.113883.6.24", "code": "131328",
-                                             "display": "MDC_ECG_ELEC_POTL"}
+    assert resource["code"]["coding"][0] == {
+        "system": "urn:oid:2.16.840.1.113883.6.24",
+        "code": "131328",
+        "display": "MDC_ECG_ELEC_POTL",
+    }
     joined = " ".join(c["data"] for c in chunks).split()
     assert [float(v) for v in joined] == list(samples)
     assert chunks[0]["origin"]["code"] == "uV"
@@ -117,8 +133,13 @@ def test_entered_in_error_and_amended_status():
 
 
 def test_unattributed_readings_are_handed_back_not_dropped():
-    reading = Measurement(kind=Kind.HEART_RATE, source="healthkit", source_id="x",
-                          effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC), value=Quantity(60, "/min"))
+    reading = Measurement(
+        kind=Kind.HEART_RATE,
+        source="healthkit",
+        source_id="x",
+        effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+        value=Quantity(60, "/min"),
+    )
     mapped = map_readings([reading], lambda _: None)
     assert mapped.resources == []
     assert mapped.unattributed == [reading]

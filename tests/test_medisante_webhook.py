@@ -15,15 +15,25 @@ from tests.conftest import FIXTURES, MEDISANTE_KEY, http_request
 BP = (FIXTURES / "medisante" / "blood-pressure.json").read_bytes()
 
 
-def call(body: bytes = BP, *, key: str | None = MEDISANTE_KEY, content_type: str = "application/json",
-         format_name: str = "medisante-json"):
+def call(
+    body: bytes = BP,
+    *,
+    key: str | None = MEDISANTE_KEY,
+    content_type: str = "application/json",
+    format_name: str = "medisante-json",
+):
     headers = {"content-type": content_type}
     if key is not None:
         headers["x-api-key"] = key
-    response = medisante_api.medisante_webhook(http_request(
-        "POST", f"http://localhost/api/health-data/medisante/{format_name}", body=body, headers=headers,
-        route_params={"format": format_name},
-    ))
+    response = medisante_api.medisante_webhook(
+        http_request(
+            "POST",
+            f"http://localhost/api/health-data/medisante/{format_name}",
+            body=body,
+            headers=headers,
+            route_params={"format": format_name},
+        )
+    )
     return response.status_code, json.loads(response.get_body())
 
 
@@ -64,7 +74,10 @@ def test_two_keys_are_valid_during_rotation_and_a_rotated_out_key_is_refused(mon
         (b"<root><metadata>", "application/xml", "medisante-xml", 400, "malformed XML"),
         (
             b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
-            "application/xml", "medisante-xml", 400, "DTD",
+            "application/xml",
+            "medisante-xml",
+            400,
+            "DTD",
         ),
         (BP, "application/json", "csv", 400, "unknown format"),
     ],

@@ -22,7 +22,9 @@ def test_medisante_blood_pressure_with_pulse():
     readings = by_kind(result)
     bp = readings[Kind.BLOOD_PRESSURE]
     assert {c.name: (c.quantity.value, c.quantity.unit) for c in bp.components} == {
-        "systolic": (143, "mm[Hg]"), "diastolic": (91, "mm[Hg]"), "mean": (108, "mm[Hg]"),
+        "systolic": (143, "mm[Hg]"),
+        "diastolic": (91, "mm[Hg]"),
+        "mean": (108, "mm[Hg]"),
     }
     assert bp.effective_start.isoformat() == "2026-05-18T13:45:00+01:00"
     assert bp.source_id == "8d2f0c1a-7b3e-4e55-a1c9-3f6b2a9d0e11/blood-pressure"
@@ -157,7 +159,10 @@ def test_healthkit_upload_fixture():
     assert [(c.name, c.quantity.value) for c in bp.components] == [("systolic", 128), ("diastolic", 84)]
     steps = readings[Kind.STEPS]
     assert (steps.value.value, steps.effective_start.isoformat(), steps.effective_end.isoformat()) == (
-        1843, "2026-07-23T09:00:00+02:00", "2026-07-23T10:00:00+02:00")
+        1843,
+        "2026-07-23T09:00:00+02:00",
+        "2026-07-23T10:00:00+02:00",
+    )
     assert readings[Kind.HEART_RATE].effective_start.isoformat() == "2026-07-23T15:44:05.993000+02:00"
     assert readings[Kind.HEART_RATE].device.identifiers[0][1].startswith("com.apple.health.142CD7CC")
     assert result.deleted_source_ids == ["DEADBEEF-0000-4000-8000-000000000001"]
@@ -165,8 +170,14 @@ def test_healthkit_upload_fixture():
 
 
 def _sample(**fields):
-    base = {"uuid": "B9480B59-1C2D-4E5F-8A9B-0C1D2E3F4A5B", "type": "HKQuantityTypeIdentifierHeartRate", "value": 71,
-            "unit": "count/min", "startDate": "2026-07-23T13:44:05Z", "endDate": "2026-07-23T13:44:05Z"}
+    base = {
+        "uuid": "B9480B59-1C2D-4E5F-8A9B-0C1D2E3F4A5B",
+        "type": "HKQuantityTypeIdentifierHeartRate",
+        "value": 71,
+        "unit": "count/min",
+        "startDate": "2026-07-23T13:44:05Z",
+        "endDate": "2026-07-23T13:44:05Z",
+    }
     base.update(fields)
     return base
 
@@ -174,13 +185,27 @@ def _sample(**fields):
 @pytest.mark.parametrize(
     ("fields", "kind", "value", "unit"),
     [
-        ({"type": "HKQuantityTypeIdentifierBodyTemperature", "value": 98.6, "unit": "degF"}, Kind.BODY_TEMPERATURE, 37.0, "Cel"),
+        (
+            {"type": "HKQuantityTypeIdentifierBodyTemperature", "value": 98.6, "unit": "degF"},
+            Kind.BODY_TEMPERATURE,
+            37.0,
+            "Cel",
+        ),
         ({"type": "HKQuantityTypeIdentifierHeight", "value": 70, "unit": "in"}, Kind.BODY_HEIGHT, 177.8, "cm"),
         ({"type": "HKQuantityTypeIdentifierHeight", "value": 1.8, "unit": "m"}, Kind.BODY_HEIGHT, 180.0, "cm"),
         ({"type": "HKQuantityTypeIdentifierHeight", "value": 6, "unit": "ft"}, Kind.BODY_HEIGHT, 182.9, "cm"),
-        ({"type": "HKQuantityTypeIdentifierBodyFatPercentage", "value": 0.215, "unit": "%"}, Kind.BODY_FAT_PERCENT, 21.5, "%"),
-        ({"type": "HKQuantityTypeIdentifierBloodGlucose", "value": 5.4, "unit": "mmol<180.15588000005408>/L"},
-         Kind.GLUCOSE, 5.4, "mmol/L"),
+        (
+            {"type": "HKQuantityTypeIdentifierBodyFatPercentage", "value": 0.215, "unit": "%"},
+            Kind.BODY_FAT_PERCENT,
+            21.5,
+            "%",
+        ),
+        (
+            {"type": "HKQuantityTypeIdentifierBloodGlucose", "value": 5.4, "unit": "mmol<180.15588000005408>/L"},
+            Kind.GLUCOSE,
+            5.4,
+            "mmol/L",
+        ),
         ({"type": "HKQuantityTypeIdentifierBloodGlucose", "value": 97, "unit": "mg/dL"}, Kind.GLUCOSE, 97, "mg/dL"),
         ({"type": "HKQuantityTypeIdentifierBodyMass", "value": 70000, "unit": "g"}, Kind.BODY_WEIGHT, 70.0, "kg"),
     ],
@@ -196,8 +221,14 @@ def test_healthkit_timezone_metadata_gives_the_local_offset():
 
 
 def test_healthkit_ecg():
-    sample = _sample(type="HKElectrocardiogramType", samplingFrequency=512, classification="sinusRhythm",
-                     averageHeartRate=64, voltageMeasurements=[0.0001, -0.00005, 0.0002], voltageUnit="V")
+    sample = _sample(
+        type="HKElectrocardiogramType",
+        samplingFrequency=512,
+        classification="sinusRhythm",
+        averageHeartRate=64,
+        voltageMeasurements=[0.0001, -0.00005, 0.0002],
+        voltageUnit="V",
+    )
     [ecg] = healthkit.parse_upload({"samples": [sample]}).readings
     assert ecg.kind is Kind.ECG
     assert ecg.signal.samples == (100.0, -50.0, 200.0)
@@ -241,8 +272,17 @@ def test_withings_getmeas_fixture():
 
 
 def _group(measures, **fields):
-    group = {"grpid": 1, "attrib": 0, "date": 1780039631, "created": 1780237692, "modified": 1780237692,
-             "category": 1, "deviceid": "abc", "model": "Body+", "measures": measures}
+    group = {
+        "grpid": 1,
+        "attrib": 0,
+        "date": 1780039631,
+        "created": 1780237692,
+        "modified": 1780237692,
+        "category": 1,
+        "deviceid": "abc",
+        "model": "Body+",
+        "measures": measures,
+    }
     group.update(fields)
     return {"measuregrps": [group], "timezone": "Europe/Paris"}
 
@@ -258,7 +298,10 @@ def test_withings_unknown_meastype_kept_under_own_code_and_reported():
     result = withings.parse_getmeas(_group([{"value": 42, "type": 999, "unit": 0}]))
     [reading] = result.readings
     assert (reading.kind, reading.source_code.system, reading.source_code.code) == (
-        Kind.OTHER, withings.MEASTYPE_SYSTEM, "999")
+        Kind.OTHER,
+        withings.MEASTYPE_SYSTEM,
+        "999",
+    )
     assert result.unknown_types == ["meastype 999"]
 
 
@@ -270,17 +313,27 @@ def test_withings_ambiguous_and_amended_groups_are_flagged_not_dropped():
 
 
 def test_withings_heart_ecg_and_activity():
-    series = {"ecg": {"signalid": 77, "afib": 0}, "heart_rate": 64, "timestamp": 1780039631,
-              "timezone": "Europe/Paris", "deviceid": "abc", "model": "ScanWatch"}
+    series = {
+        "ecg": {"signalid": 77, "afib": 0},
+        "heart_rate": 64,
+        "timestamp": 1780039631,
+        "timezone": "Europe/Paris",
+        "deviceid": "abc",
+        "model": "ScanWatch",
+    }
     body = {"signal": list(range(9000)), "sampling_frequency": 300, "wearposition": 0}
     [ecg] = withings.parse_ecg(body, series=series).readings
     assert (ecg.source_id, len(ecg.signal.samples), ecg.interpretation) == ("ecg/77", 9000, "sinusRhythm")
     assert ecg.signal.period_ms == pytest.approx(3.333333)
     activity = withings.parse_activity(
-        {"activities": [{"date": "2026-05-18", "timezone": "Europe/Paris", "steps": 8123}]}, userid="12345")
+        {"activities": [{"date": "2026-05-18", "timezone": "Europe/Paris", "steps": 8123}]}, userid="12345"
+    )
     [steps] = activity.readings
     assert (steps.value.value, steps.effective_start.isoformat(), steps.effective_end.isoformat()) == (
-        8123, "2026-05-18T00:00:00+02:00", "2026-05-19T00:00:00+02:00")
+        8123,
+        "2026-05-18T00:00:00+02:00",
+        "2026-05-19T00:00:00+02:00",
+    )
 
 
 @pytest.mark.parametrize(
@@ -310,15 +363,27 @@ def test_withings_bad_group_is_rejected_alone():
 
 # -- FHIR standard -------------------------------------------------------------------------
 FHIR_BUNDLE = {
-    "resourceType": "Bundle", "type": "collection", "entry": [
-        {"resource": {"resourceType": "Device", "id": "d1",
-                      "identifier": [{"system": "urn:gsma:imei", "value": "358000000000047"}]}},
-        {"resource": {
-            "resourceType": "Observation", "status": "final",
-            "identifier": [{"system": "urn:medisante:obs", "value": "x1"}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-            "effectiveDateTime": "2026-03-01T08:02:05+01:00", "device": {"reference": "Device/d1"},
-            "valueQuantity": {"value": 81.4, "system": "http://unitsofmeasure.org", "code": "kg"}}},
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "resource": {
+                "resourceType": "Device",
+                "id": "d1",
+                "identifier": [{"system": "urn:gsma:imei", "value": "358000000000047"}],
+            }
+        },
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "status": "final",
+                "identifier": [{"system": "urn:medisante:obs", "value": "x1"}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "effectiveDateTime": "2026-03-01T08:02:05+01:00",
+                "device": {"reference": "Device/d1"},
+                "valueQuantity": {"value": 81.4, "system": "http://unitsofmeasure.org", "code": "kg"},
+            }
+        },
     ],
 }
 
@@ -332,7 +397,10 @@ def test_fhir_standard_json_and_xml_agree():
     for result in (from_json, from_xml):
         [weight] = result.readings
         assert (weight.kind, weight.value.value, weight.device.identifiers[0][1]) == (
-            Kind.BODY_WEIGHT, 81.4, "358000000000047")
+            Kind.BODY_WEIGHT,
+            81.4,
+            "358000000000047",
+        )
         assert weight.effective_start.isoformat() == "2026-03-01T08:02:05+01:00"
 
 
@@ -341,8 +409,15 @@ def test_fhir_standard_json_and_xml_agree():
     [
         ({"resourceType": "Patient"}, "Observation or Bundle"),
         ({"resourceType": "Observation", "status": "final"}, "valid FHIR"),
-        ({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueQuantity": {"value": "abc"}},
-         "valid FHIR"),
+        (
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "x"},
+                "valueQuantity": {"value": "abc"},
+            },
+            "valid FHIR",
+        ),
     ],
 )
 def test_fhir_standard_invalid_resources(document, words):

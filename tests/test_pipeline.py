@@ -23,11 +23,15 @@ BP_FIXTURE = FIXTURES / "medisante" / "blood-pressure.json"
 
 
 def _webhook(body: bytes):
-    return medisante_api.medisante_webhook(http_request(
-        "POST", "http://localhost/api/health-data/medisante/medisante-json", body=body,
-        headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/json"},
-        route_params={"format": "medisante-json"},
-    ))
+    return medisante_api.medisante_webhook(
+        http_request(
+            "POST",
+            "http://localhost/api/health-data/medisante/medisante-json",
+            body=body,
+            headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/json"},
+            route_params={"format": "medisante-json"},
+        )
+    )
 
 
 def test_accepted_payload_is_on_the_queue_before_the_answer(store: RawRecordStore):
@@ -43,8 +47,13 @@ def test_accepted_payload_is_on_the_queue_before_the_answer(store: RawRecordStor
 
 @pytest.mark.usefixtures("clean_fhir")
 def test_worker_writes_observations_for_a_record_with_a_patient(store: RawRecordStore, fhir_url: str):
-    store.accept(source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(),
-                 content_type="application/json", attributes={PATIENT_ATTRIBUTE: "pipeline-p1"})
+    store.accept(
+        source="medisante",
+        format="medisante-json",
+        body=BP_FIXTURE.read_text(),
+        content_type="application/json",
+        attributes={PATIENT_ATTRIBUTE: "pipeline-p1"},
+    )
     assert drive_queue(store, pipeline_api.process_raw_record) == 1
     observations = search(fhir_url, "Observation", subject="Patient/pipeline-p1")
     assert sorted(o["code"]["coding"][0]["code"] for o in observations) == ["85354-9", "8867-4"]
@@ -53,15 +62,19 @@ def test_worker_writes_observations_for_a_record_with_a_patient(store: RawRecord
 
 
 def test_record_without_patient_is_rejected_with_reason_and_archived(store: RawRecordStore, context: AppContext):
-    envelope = store.accept(source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(),
-                            content_type="application/json")
+    envelope = store.accept(
+        source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(), content_type="application/json"
+    )
     drive_queue(store, pipeline_api.process_raw_record)
     records = list(store.rejected_records())
     assert [r["receiptId"] for r in records] == [envelope.receipt_id]
     assert "no patient" in records[0]["details"][0]["reason"]
     assert store.archive.download_blob(envelope.receipt_id).readall() == BP_FIXTURE.read_bytes()
     assert replay.replay_rejected(store) == [envelope.receipt_id]
-    assert store.load_body(RawEnvelope.from_json(next(iter(store.queue.peek_messages())).content)) == BP_FIXTURE.read_text()
+    assert (
+        store.load_body(RawEnvelope.from_json(next(iter(store.queue.peek_messages())).content))
+        == BP_FIXTURE.read_text()
+    )
 
 
 def test_unparseable_record_is_rejected_at_once_not_retried(store: RawRecordStore):
@@ -97,8 +110,9 @@ def _worker_handler(worker: RawRecordWorker):
 def test_failing_record_lands_in_poison_with_reason_after_max_tries_and_replays(store: RawRecordStore):
     processor = FlakyProcessor()
     worker = RawRecordWorker(store=store, processors={"medisante": processor}, max_attempts=3)
-    envelope = store.accept(source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(),
-                            content_type="application/json")
+    envelope = store.accept(
+        source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(), content_type="application/json"
+    )
     assert drive_queue(store, _worker_handler(worker)) == 3
     assert processor.calls == 3
     [poisoned] = list(store.poison_queue.peek_messages(max_messages=32))

@@ -42,7 +42,9 @@ class AppContext:
     def worker(self) -> RawRecordWorker:
         processor = ReadingProcessor(fhir=self.fhir, store=self.raw_store)
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
-        return RawRecordWorker(store=self.raw_store, processors=processors, max_attempts=self.settings.max_dequeue_count)
+        return RawRecordWorker(
+            store=self.raw_store, processors=processors, max_attempts=self.settings.max_dequeue_count
+        )
 
 
 @lru_cache(maxsize=1)

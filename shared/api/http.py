@@ -56,11 +56,12 @@ def endpoint(handler: Handler) -> Handler:
             if error.status >= 500:
                 log.warning("%s answered %d: %s", handler.__name__, error.status, error.code)
             return error_response(error)
-        except Exception as exc:  # the last line of defence: never a stack trace to a caller
+        except Exception as exc:  # noqa: BLE001 - last line of defence: never a stack trace to a caller
             request_id = secrets.token_hex(8)
             log.error("%s failed unexpectedly (%s), request id %s", handler.__name__, type(exc).__name__, request_id)
             return json_response(
-                {"error": {"code": "internal_error", "message": "unexpected error", "requestId": request_id}}, status=500
+                {"error": {"code": "internal_error", "message": "unexpected error", "requestId": request_id}},
+                status=500,
             )
 
     return wrapper

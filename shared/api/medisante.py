@@ -14,7 +14,7 @@ from shared.api.http import decode_utf8, endpoint, json_response, read_body, req
 from shared.auth import parse_digests, require_api_key
 from shared.errors import BadRequest
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 SOURCE = "medisante"
 API_KEY_HEADER = "x-api-key"

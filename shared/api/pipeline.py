@@ -7,7 +7,7 @@ import azure.functions as func
 from shared.api.context import get_context
 from shared.clients.names import RAW_QUEUE
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=RAW_QUEUE, connection="AzureWebJobsStorage")

@@ -15,7 +15,8 @@ from shared.clients.identity import credential_for
 from shared.settings import Settings
 
 # The Functions host reads queue messages as base64 (host.json messageEncoding default).
-_QUEUE_CODEC = {"message_encode_policy": BinaryBase64EncodePolicy(), "message_decode_policy": BinaryBase64DecodePolicy()}
+_ENCODE = BinaryBase64EncodePolicy()
+_DECODE = BinaryBase64DecodePolicy()
 
 
 def queue_service(settings: Settings) -> QueueServiceClient:
@@ -35,10 +36,15 @@ def blob_service(settings: Settings) -> BlobServiceClient:
 def queue_client(settings: Settings, name: str) -> QueueClient:
     if settings.storage_connection_string is not None:
         return QueueClient.from_connection_string(
-            settings.storage_connection_string.get_secret_value(), name, **_QUEUE_CODEC
+            settings.storage_connection_string.get_secret_value(),
+            name,
+            message_encode_policy=_ENCODE,
+            message_decode_policy=_DECODE,
         )
     url = f"https://{settings.storage_account_name}.queue.core.windows.net"
-    return QueueClient(url, name, credential=credential_for(settings), **_QUEUE_CODEC)
+    return QueueClient(
+        url, name, credential=credential_for(settings), message_encode_policy=_ENCODE, message_decode_policy=_DECODE
+    )
 
 
 def container_client(settings: Settings, name: str) -> ContainerClient:

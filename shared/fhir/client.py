@@ -183,7 +183,7 @@ class FhirClient:
         """
         report = BatchReport()
         for start in range(0, len(resources), self.batch_size):
-            self._write_chunk(list(resources[start:start + self.batch_size]), report)
+            self._write_chunk(list(resources[start : start + self.batch_size]), report)
         if report.rejected:
             details = "; ".join(f"{url}: {reason}" for url, reason in report.rejected[:5])
             raise FhirRejected(f"{len(report.rejected)} resources refused by the FHIR server: {details}")

@@ -30,7 +30,10 @@ def _loinc(code: str, display: str) -> Coding:
 
 CODES: dict[Kind, CodeSpec] = {
     Kind.BLOOD_PRESSURE: CodeSpec(
-        (_loinc("85354-9", "Blood pressure panel with all children optional"),), "vital-signs", "bp", ("mm[Hg]",),
+        (_loinc("85354-9", "Blood pressure panel with all children optional"),),
+        "vital-signs",
+        "bp",
+        ("mm[Hg]",),
         "Blood pressure",
     ),
     Kind.HEART_RATE: CodeSpec((_loinc("8867-4", "Heart rate"),), "vital-signs", "heartrate", ("/min",), "Heart rate"),
@@ -38,10 +41,15 @@ CODES: dict[Kind, CodeSpec] = {
         (_loinc("40443-4", "Heart rate --resting"),), "vital-signs", "vitalsigns", ("/min",), "Resting heart rate"
     ),
     Kind.HRV_SDNN: CodeSpec(
-        (_loinc("80404-7", "R-R interval.standard deviation (Heart rate variability)"),), "vital-signs",
-        "vitalsigns", ("ms",), "Heart rate variability (SDNN)",
+        (_loinc("80404-7", "R-R interval.standard deviation (Heart rate variability)"),),
+        "vital-signs",
+        "vitalsigns",
+        ("ms",),
+        "Heart rate variability (SDNN)",
     ),
-    Kind.BODY_WEIGHT: CodeSpec((_loinc("29463-7", "Body weight"),), "vital-signs", "bodyweight", ("kg",), "Body weight"),
+    Kind.BODY_WEIGHT: CodeSpec(
+        (_loinc("29463-7", "Body weight"),), "vital-signs", "bodyweight", ("kg",), "Body weight"
+    ),
     Kind.BODY_HEIGHT: CodeSpec((_loinc("8302-2", "Body height"),), "vital-signs", "bodyheight", ("cm",), "Body height"),
     Kind.BMI: CodeSpec((_loinc("39156-5", "Body mass index (BMI) [Ratio]"),), "vital-signs", "bmi", ("kg/m2",), "BMI"),
     Kind.BODY_FAT_PERCENT: CodeSpec(
@@ -52,7 +60,10 @@ CODES: dict[Kind, CodeSpec] = {
             _loinc("2708-6", "Oxygen saturation in Arterial blood"),
             _loinc("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry"),
         ),
-        "vital-signs", "oxygensat", ("%",), "Oxygen saturation",
+        "vital-signs",
+        "oxygensat",
+        ("%",),
+        "Oxygen saturation",
     ),
     Kind.RESPIRATORY_RATE: CodeSpec(
         (_loinc("9279-1", "Respiratory rate"),), "vital-signs", "resprate", ("/min",), "Respiratory rate"
@@ -84,8 +95,24 @@ ECG_COMPONENTS: dict[str, Coding] = {
     "heart-rate": _loinc("8867-4", "Heart rate"),
 }
 
-UCUM_UNITS = frozenset({
-    "mm[Hg]", "/min", "kg", "cm", "kg/m2", "%", "Cel", "mg/dL", "mmol/L", "{steps}", "ms", "uV", "m/s",
-    "mL/min/kg", "a", "1",
-})
+UCUM_UNITS = frozenset(
+    {
+        "mm[Hg]",
+        "/min",
+        "kg",
+        "cm",
+        "kg/m2",
+        "%",
+        "Cel",
+        "mg/dL",
+        "mmol/L",
+        "{steps}",
+        "ms",
+        "uV",
+        "m/s",
+        "mL/min/kg",
+        "a",
+        "1",
+    }
+)
 UNIT_DISPLAY = {"mm[Hg]": "mmHg", "/min": "beats/minute", "Cel": "°C", "{steps}": "steps", "uV": "µV"}

@@ -22,15 +22,18 @@ from shared.fhir.codes import (
     UCUM,
     UCUM_UNITS,
     UNIT_DISPLAY,
-    Coding,
 )
-from shared.measurement import DeviceIdentity, Kind, Measurement, Quantity
+from shared.measurement import Coding, DeviceIdentity, Kind, Measurement, Quantity
 
 SOURCE_TAG_SYSTEM = "urn:iomt-hub:source"
 FLAG_TAG_SYSTEM = "urn:iomt-hub:reading-flag"
 ECG_CHUNK_SAMPLES = 5000
-_CATEGORY_DISPLAY = {"vital-signs": "Vital Signs", "activity": "Activity", "laboratory": "Laboratory",
-                     "procedure": "Procedure"}
+_CATEGORY_DISPLAY = {
+    "vital-signs": "Vital Signs",
+    "activity": "Activity",
+    "laboratory": "Laboratory",
+    "procedure": "Procedure",
+}
 
 
 def reading_identifier_system(source: str) -> str:
@@ -110,13 +113,16 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         "status": measurement.status,
     }
     if category is not None:
-        resource["category"] = [{"coding": [{"system": CATEGORY_SYSTEM, "code": category,
-                                             "display": _CATEGORY_DISPLAY[category]}]}]
+        resource["category"] = [
+            {"coding": [{"system": CATEGORY_SYSTEM, "code": category, "display": _CATEGORY_DISPLAY[category]}]}
+        ]
     resource["code"] = code
     resource["subject"] = {"reference": f"Patient/{patient_id}"}
     if measurement.effective_end is not None:
-        resource["effectivePeriod"] = {"start": _instant(measurement.effective_start),
-                                       "end": _instant(measurement.effective_end)}
+        resource["effectivePeriod"] = {
+            "start": _instant(measurement.effective_start),
+            "end": _instant(measurement.effective_end),
+        }
     else:
         resource["effectiveDateTime"] = _instant(measurement.effective_start)
     if measurement.issued is not None:
@@ -131,7 +137,9 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     if measurement.interpretation:
         resource["interpretation"] = [{"text": measurement.interpretation}]
     if measurement.annotations:
-        resource["note"] = [{"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in measurement.annotations)}]
+        resource["note"] = [
+            {"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in measurement.annotations)}
+        ]
     return resource
 
 
@@ -154,17 +162,21 @@ def _components(measurement: Measurement) -> list[dict[str, Any]]:
         lead = ECG_COMPONENTS["lead-I"]
         total = len(signal.samples)
         for start in range(0, total, ECG_CHUNK_SAMPLES):
-            chunk = signal.samples[start:start + ECG_CHUNK_SAMPLES]
-            components.append({
-                "code": {"coding": [_coding(lead)],
-                         "text": f"Lead {signal.lead}, samples {start + 1}-{start + len(chunk)} of {total}"},
-                "valueSampledData": {
-                    "origin": {"value": 0, "unit": "µV", "system": UCUM, "code": signal.unit},
-                    "period": _number(signal.period_ms),
-                    "dimensions": 1,
-                    "data": " ".join(str(_number(v)) for v in chunk),
-                },
-            })
+            chunk = signal.samples[start : start + ECG_CHUNK_SAMPLES]
+            components.append(
+                {
+                    "code": {
+                        "coding": [_coding(lead)],
+                        "text": f"Lead {signal.lead}, samples {start + 1}-{start + len(chunk)} of {total}",
+                    },
+                    "valueSampledData": {
+                        "origin": {"value": 0, "unit": "µV", "system": UCUM, "code": signal.unit},
+                        "period": _number(signal.period_ms),
+                        "dimensions": 1,
+                        "data": " ".join(str(_number(v)) for v in chunk),
+                    },
+                }
+            )
     return components
 
 

@@ -16,7 +16,7 @@ ENVELOPE_VERSION = 1
 
 def new_receipt_id(now: dt.datetime | None = None) -> str:
     """Sortable by arrival time, unguessable, and safe as a blob name."""
-    moment = now or dt.datetime.now(dt.timezone.utc)
+    moment = now or dt.datetime.now(dt.UTC)
     return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(8)}"
 
 

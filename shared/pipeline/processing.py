@@ -47,8 +47,11 @@ class ReadingProcessor:
         if parsed.unknown_types and not parsed.readings:
             problems += [{"sourceId": "", "reason": f"unsupported type: {t}"} for t in parsed.unknown_types]
         elif parsed.unknown_types:
-            log.warning("raw record %s: types kept under the source's own codes: %s",
-                        envelope.receipt_id, ", ".join(sorted(set(parsed.unknown_types))))
+            log.warning(
+                "raw record %s: types kept under the source's own codes: %s",
+                envelope.receipt_id,
+                ", ".join(sorted(set(parsed.unknown_types))),
+            )
         if problems:
             self.store.reject(envelope, f"{len(problems)} readings not written", problems)
         if not parsed.readings and not parsed.deleted_source_ids and not problems:

@@ -15,7 +15,9 @@ _VISIBILITY_S = 300
 def replay_poison(store: RawRecordStore, limit: int | None = None) -> list[str]:
     replayed: list[str] = []
     while limit is None or len(replayed) < limit:
-        batch = list(store.poison_queue.receive_messages(messages_per_page=32, visibility_timeout=_VISIBILITY_S, max_messages=32))
+        batch = list(
+            store.poison_queue.receive_messages(messages_per_page=32, visibility_timeout=_VISIBILITY_S, max_messages=32)
+        )
         if not batch:
             break
         for message in batch:

@@ -3,6 +3,7 @@ records and the poison queue. Built once per worker process and shared by every 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -43,15 +44,11 @@ class RawRecordStore:
     def ensure_exists(self) -> None:
         """Creates the queues and containers (local stack; infra/ declares them in Azure)."""
         for queue in (self.queue, self.poison_queue):
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 queue.create_queue()
-            except ResourceExistsError:
-                pass
         for container in (self.archive, self.rejected):
-            try:
+            with contextlib.suppress(ResourceExistsError):
                 container.create_container()
-            except ResourceExistsError:
-                pass
 
     # -- ingress ----------------------------------------------------------------------------
     def accept(
@@ -69,7 +66,7 @@ class RawRecordStore:
             source=source,
             format=format,
             content_type=content_type,
-            received_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+            received_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             body=body,
             attributes=attributes or {},
         )
@@ -99,7 +96,7 @@ class RawRecordStore:
             "receivedat": envelope.received_at,
             "attributes": json.dumps(envelope.attributes),
         }
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self.archive.upload_blob(
                 envelope.receipt_id,
                 envelope.body.encode("utf-8"),
@@ -107,8 +104,6 @@ class RawRecordStore:
                 metadata=metadata,
                 content_settings=_content_settings(envelope.content_type),
             )
-        except ResourceExistsError:
-            pass
 
     def load_body(self, envelope: RawEnvelope) -> str:
         if envelope.body is not None:
@@ -147,11 +142,13 @@ class RawRecordStore:
             "format": envelope.format,
             "reason": reason,
             "details": details,
-            "rejectedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "rejectedAt": dt.datetime.now(dt.UTC).isoformat(),
             "envelope": json.loads(envelope.without_body(envelope.receipt_id).to_json()),
         }
         self.rejected.upload_blob(
-            f"{envelope.receipt_id}.json", json.dumps(record).encode(), overwrite=True,
+            f"{envelope.receipt_id}.json",
+            json.dumps(record).encode(),
+            overwrite=True,
             content_settings=_content_settings("application/json"),
         )
 
@@ -160,19 +157,19 @@ class RawRecordStore:
             yield json.loads(self.rejected.download_blob(blob.name).readall())
 
     def delete_rejected(self, receipt_id: str) -> None:
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             self.rejected.delete_blob(f"{receipt_id}.json")
-        except ResourceNotFoundError:
-            pass
 
     def to_poison(self, envelope: RawEnvelope, reason: str, attempts: int) -> None:
         failure = {
             "reason": reason,
             "attempts": attempts,
-            "failedAt": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "failedAt": dt.datetime.now(dt.UTC).isoformat(),
         }
         # The poison message never carries the payload: the archive keeps it.
-        self.poison_queue.send_message(envelope.without_body(envelope.receipt_id).with_failure(failure).to_json().encode())
+        self.poison_queue.send_message(
+            envelope.without_body(envelope.receipt_id).with_failure(failure).to_json().encode()
+        )
 
 
 def _content_settings(content_type: str) -> Any:

@@ -22,7 +22,7 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
         seconds = float(value)
         if not math.isfinite(seconds) or not 0 < seconds < 32503680000:
             raise InvalidPayload(f"{field} is not a plausible epoch time")
-        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(f"{field} is missing or not a date-time")
     text = value.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_safely
@@ -58,7 +59,7 @@ def parse_xml(text: str) -> ParseResult:
         root = parse_xml_safely(text, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise InvalidPayload(f"XML refused: {type(exc).__name__} (DTDs and entities are not accepted)") from None
-    except Exception as exc:  # ElementTree.ParseError and friends
+    except ParseError as exc:
         raise InvalidPayload(f"malformed XML: {exc}") from None
     resource_type = root.tag.split("}", 1)[-1]
     if resource_type not in _SUPPORTED:
@@ -126,14 +127,18 @@ def _device_refs(resource: dict[str, Any]) -> list[str]:
 def _device(resource: dict[str, Any]) -> DeviceIdentity | None:
     identifiers = tuple(
         (str(i.get("system") or "urn:iomt-hub:medisante:fhir-device"), str(i["value"]))
-        for i in resource.get("identifier") or [] if i.get("value")
+        for i in resource.get("identifier") or []
+        if i.get("value")
     )
     if not identifiers:
         return None
     names = resource.get("deviceName") or []
     return DeviceIdentity(
-        source=SOURCE, identifiers=identifiers, manufacturer=resource.get("manufacturer"),
-        model=resource.get("modelNumber"), serial_number=resource.get("serialNumber"),
+        source=SOURCE,
+        identifiers=identifiers,
+        manufacturer=resource.get("manufacturer"),
+        model=resource.get("modelNumber"),
+        serial_number=resource.get("serialNumber"),
         name=names[0].get("name") if names else None,
     )
 
@@ -190,8 +195,9 @@ def _observation(resource: dict[str, Any], devices: dict[str, DeviceIdentity]) -
     if kind is Kind.STEPS:
         fields["effective_end"] = end
     issued = parse_instant(resource["issued"], "issued") if resource.get("issued") else None
-    return Measurement(kind=kind, source=SOURCE, source_id=source_id, effective_start=start, device=device,
-                       issued=issued, **fields)
+    return Measurement(
+        kind=kind, source=SOURCE, source_id=source_id, effective_start=start, device=device, issued=issued, **fields
+    )
 
 
 def _quantity(value: Any, expected_unit: str | None) -> Quantity:

@@ -73,7 +73,9 @@ QUANTITY_TYPES: dict[str, QuantityType] = {
     "HKQuantityTypeIdentifierHeartRate": QuantityType(Kind.HEART_RATE, "/min", _PER_MINUTE),
     "HKQuantityTypeIdentifierRestingHeartRate": QuantityType(Kind.RESTING_HEART_RATE, "/min", _PER_MINUTE),
     "HKQuantityTypeIdentifierRespiratoryRate": QuantityType(Kind.RESPIRATORY_RATE, "/min", _PER_MINUTE),
-    "HKQuantityTypeIdentifierHeartRateVariabilitySDNN": QuantityType(Kind.HRV_SDNN, "ms", _table({"ms": 1, "s": 1000}, 2)),
+    "HKQuantityTypeIdentifierHeartRateVariabilitySDNN": QuantityType(
+        Kind.HRV_SDNN, "ms", _table({"ms": 1, "s": 1000}, 2)
+    ),
     "HKQuantityTypeIdentifierBodyMass": QuantityType(
         Kind.BODY_WEIGHT, "kg", _table({"kg": 1, "g": 0.001, "lb": 0.45359237, "st": 6.35029318}, 2)
     ),
@@ -131,15 +133,19 @@ def parse_upload(document: Any) -> ParseResult:
         if measurement.device and measurement.device not in result.devices:
             result.devices.append(measurement.device)
     for index, item in enumerate(deleted):
-        uuid = _uuid_of(item) if isinstance(item, dict) else _uuid_of({"uuid": item})
-        if uuid is None:
+        deleted_uuid = _uuid_of(item) if isinstance(item, dict) else _uuid_of({"uuid": item})
+        if deleted_uuid is None:
             result.rejected.append(RejectedReading(f"deleted[{index}]", "deleted entry has no valid uuid"))
         else:
-            result.deleted_source_ids.append(uuid)
+            result.deleted_source_ids.append(deleted_uuid)
     return result
 
 
 _UUID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _uuid_of(sample: Any) -> str | None:
@@ -157,7 +163,7 @@ def parse_sample(sample: Any) -> Measurement:
     type_name = sample.get("type")
     if not isinstance(type_name, str):
         raise InvalidPayload("type is missing")
-    metadata = sample.get("metadata") if isinstance(sample.get("metadata"), dict) else {}
+    metadata = _object(sample.get("metadata"))
     start, end = _period(sample, metadata)
     common: dict[str, Any] = {
         "source": SOURCE,
@@ -239,7 +245,7 @@ def _ecg(sample: dict[str, Any], common: dict[str, Any]) -> Measurement:
         raise InvalidPayload("voltageUnit must be V, mV or uV")
     samples = tuple(round(parse_number(v, "voltageMeasurements[]") * factor, 3) for v in voltages)
     average = sample.get("averageHeartRate")
-    components = ()
+    components: tuple[Component, ...] = ()
     if average is not None:
         components = (Component("heart-rate", Quantity(parse_number(average, "averageHeartRate"), "/min")),)
     return Measurement(
@@ -254,8 +260,8 @@ def _ecg(sample: dict[str, Any], common: dict[str, Any]) -> Measurement:
 def device_identity(sample: dict[str, Any]) -> DeviceIdentity | None:
     """The physical device: its local identifier, else the per-device Health source bundle id
     (``com.apple.health.<UUID>``). Entries typed into the Health app have no device."""
-    device = sample.get("device") if isinstance(sample.get("device"), dict) else {}
-    source = sample.get("source") if isinstance(sample.get("source"), dict) else {}
+    device = _object(sample.get("device"))
+    source = _object(sample.get("source"))
     identifiers: list[tuple[str, str]] = []
     local_id = optional_text(device.get("localIdentifier"))
     if local_id:

@@ -83,7 +83,7 @@ def _element_to_value(element: Element) -> Any:
         value = _element_to_value(child)
         if name in result:  # repeated elements become a list
             existing = result[name]
-            result[name] = existing + [value] if isinstance(existing, list) else [existing, value]
+            result[name] = [*existing, value] if isinstance(existing, list) else [existing, value]
         else:
             result[name] = value
     return result
@@ -119,8 +119,14 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
 
     def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
         return Measurement(
-            kind=kind, source=SOURCE, source_id=f"{correlation_id}/{suffix}", effective_start=effective,
-            device=device, issued=issued, annotations=annotations, **fields,
+            kind=kind,
+            source=SOURCE,
+            source_id=f"{correlation_id}/{suffix}",
+            effective_start=effective,
+            device=device,
+            issued=issued,
+            annotations=annotations,
+            **fields,
         )
 
     builder = _BUILDERS.get(measurement_type.lower())
@@ -170,10 +176,14 @@ def _body_composition(measurements: dict[str, Any], reading: Reading, result: Pa
         if known is None:
             entry_map = require_mapping(entry, f"measurements.{name}")
             value = parse_number(entry_map.get("value"), f"measurements.{name}.value")
-            result.readings.append(reading(
-                Kind.OTHER, name, value=Quantity(value, str(entry_map.get("unit") or "1")),
-                source_code=Coding(MEASUREMENT_SYSTEM, name, name),
-            ))
+            result.readings.append(
+                reading(
+                    Kind.OTHER,
+                    name,
+                    value=Quantity(value, str(entry_map.get("unit") or "1")),
+                    source_code=Coding(MEASUREMENT_SYSTEM, name, name),
+                )
+            )
             result.unknown_types.append(f"BodyWeightComposition.{name}")
             continue
         kind, unit = known
@@ -248,5 +258,3 @@ def _annotations(value: Any) -> tuple[tuple[str, str | bool | float], ...]:
         elif raw is not None and str(raw).strip():
             pairs.append((key, str(raw).strip()))
     return tuple(pairs)
-
-

@@ -149,17 +149,30 @@ def _parse_group(group: dict[str, Any], zone: str | None, result: ParseResult) -
 
     def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
         return Measurement(
-            kind=kind, source=SOURCE, source_id=f"{grpid}/{suffix}", effective_start=effective, device=device,
-            issued=issued, status="amended" if changed else "final",
-            manual_entry=attrib in MANUAL_ATTRIBS, ambiguous_user=attrib in AMBIGUOUS_ATTRIBS,
-            annotations=(("attrib", float(attrib)),) if isinstance(attrib, int) else (), **fields,
+            kind=kind,
+            source=SOURCE,
+            source_id=f"{grpid}/{suffix}",
+            effective_start=effective,
+            device=device,
+            issued=issued,
+            status="amended" if changed else "final",
+            manual_entry=attrib in MANUAL_ATTRIBS,
+            ambiguous_user=attrib in AMBIGUOUS_ATTRIBS,
+            annotations=(("attrib", float(attrib)),) if isinstance(attrib, int) else (),
+            **fields,
         )
 
     if SYSTOLIC in values and DIASTOLIC in values:
-        result.readings.append(reading(Kind.BLOOD_PRESSURE, "blood-pressure", components=(
-            Component("systolic", Quantity(_rounded(values.pop(SYSTOLIC)), "mm[Hg]")),
-            Component("diastolic", Quantity(_rounded(values.pop(DIASTOLIC)), "mm[Hg]")),
-        )))
+        result.readings.append(
+            reading(
+                Kind.BLOOD_PRESSURE,
+                "blood-pressure",
+                components=(
+                    Component("systolic", Quantity(_rounded(values.pop(SYSTOLIC)), "mm[Hg]")),
+                    Component("diastolic", Quantity(_rounded(values.pop(DIASTOLIC)), "mm[Hg]")),
+                ),
+            )
+        )
     for meastype, value in sorted(values.items()):
         spec = MEASTYPES.get(meastype)
         if spec is None:
@@ -195,15 +208,22 @@ def parse_activity(body: dict[str, Any], *, userid: str | None) -> ParseResult:
                 start_date = dt.date.fromisoformat(day)
             except ValueError:
                 raise InvalidPayload(f"activities[{index}].date is not YYYY-MM-DD") from None
-            tz = zone or dt.timezone.utc
+            tz = zone or dt.UTC
             start = dt.datetime.combine(start_date, dt.time(), tzinfo=tz)
             end = dt.datetime.combine(start_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)
             steps = parse_number(activity.get("steps"), f"activities[{index}].steps")
             device = device_identity(activity.get("deviceid"), activity.get("brand_model"))
-            result.readings.append(Measurement(
-                kind=Kind.STEPS, source=SOURCE, source_id=f"{userid}/steps/{day}", effective_start=start,
-                effective_end=end, value=Quantity(round(steps), "{steps}"), device=device,
-            ))
+            result.readings.append(
+                Measurement(
+                    kind=Kind.STEPS,
+                    source=SOURCE,
+                    source_id=f"{userid}/steps/{day}",
+                    effective_start=start,
+                    effective_end=end,
+                    value=Quantity(round(steps), "{steps}"),
+                    device=device,
+                )
+            )
         except InvalidPayload as exc:
             result.rejected.append(RejectedReading(f"activities[{index}]", exc.message))
     plausibility.drop_implausible(result)
@@ -226,16 +246,21 @@ def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
         raise InvalidPayload("body.sampling_frequency must be between 50 and 2000 Hz")
     samples = tuple(parse_number(v, "body.signal[]") for v in signal)
     effective = epoch_in_zone(series.get("timestamp"), optional_text(series.get("timezone")), "series.timestamp")
-    components = ()
+    components: tuple[Component, ...] = ()
     if series.get("heart_rate") is not None:
         heart_rate = parse_number(series.get("heart_rate"), "series.heart_rate")
         components = (Component("heart-rate", Quantity(heart_rate, "/min")),)
     device = device_identity(series.get("deviceid"), series.get("model"))
     afib = ecg.get("afib")
     reading = Measurement(
-        kind=Kind.ECG, source=SOURCE, source_id=f"ecg/{signalid}", effective_start=effective, device=device,
+        kind=Kind.ECG,
+        source=SOURCE,
+        source_id=f"ecg/{signalid}",
+        effective_start=effective,
+        device=device,
         signal=SampledSignal(period_ms=round(1000 / frequency, 6), unit="uV", samples=samples),
-        components=components, interpretation=AFIB_RESULTS.get(afib) if isinstance(afib, int) else None,
+        components=components,
+        interpretation=AFIB_RESULTS.get(afib) if isinstance(afib, int) else None,
     )
     return ParseResult(readings=[reading], devices=[device] if device else [])
 
