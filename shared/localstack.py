@@ -44,4 +44,10 @@ def local_settings() -> dict[str, str]:
         "KEYVAULT_CA_BUNDLE": str(REPO / "local" / ".data" / "keyvault" / "keyvault-cert.pem"),
         "MEDISANTE_API_KEY_HASHES": key_digest(LOCAL_MEDISANTE_API_KEY),
         "MAX_DEQUEUE_COUNT": "5",
+        "MAX_BODY_BYTES": "1048576",
+        "FHIR_AUDIENCE": "",
+        "FHIR_BATCH_SIZE": "500",
+        "FHIR_MAX_ATTEMPTS": "6",
+        "FHIR_TIMEOUT_S": "30",
+        "AZURE_CLIENT_ID": "",
     }

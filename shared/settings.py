@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default="", description="comma-separated SHA-256 hex digests of the accepted x-api-key values"
     )
 
+    @field_validator("fhir_audience", "azure_client_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("fhir_url", "cosmos_endpoint", "keyvault_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
