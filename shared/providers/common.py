@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 from typing import Any
@@ -11,6 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.errors import InvalidPayload
 
 _FRACTION = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+
+
+def load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def parse_instant(value: Any, field: str) -> dt.datetime:

@@ -28,7 +28,7 @@ from shared.measurement import (
     Quantity,
     RejectedReading,
 )
-from shared.providers.common import parse_instant
+from shared.providers.common import load_json, parse_instant
 
 SOURCE = "medisante"
 _KIND_BY_LOINC: dict[str, Kind] = {
@@ -40,10 +40,7 @@ _SUPPORTED = ("Observation", "Bundle")
 
 
 def parse_json(text: str) -> ParseResult:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(text)
     if not isinstance(document, dict) or document.get("resourceType") not in _SUPPORTED:
         raise InvalidPayload("the payload must be a FHIR Observation or Bundle")
     model = _model_class(document["resourceType"])

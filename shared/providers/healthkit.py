@@ -7,7 +7,6 @@ the end of the upload. Units arrive as HealthKit unit strings and leave as UCUM.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from shared.measurement import (
     RejectedReading,
     SampledSignal,
 )
-from shared.providers.common import optional_text, parse_bool, parse_instant, parse_number, zone_info
+from shared.providers.common import load_json, optional_text, parse_bool, parse_instant, parse_number, zone_info
 
 SOURCE = "healthkit"
 SOURCE_DEVICE_SYSTEM = "urn:iomt-hub:healthkit:source-bundle-id"
@@ -101,10 +100,7 @@ TYPE_KINDS: dict[str, Kind] = {
 
 
 def parse_upload_text(text: str) -> ParseResult:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(text)
     return parse_upload(document)
 
 

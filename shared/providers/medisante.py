@@ -3,7 +3,6 @@ same element names. (The portal's "FHIR standard" goes through ``providers.fhir_
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from shared.measurement import (
     Quantity,
 )
 from shared.providers.common import (
+    load_json,
     optional_text,
     parse_bool,
     parse_instant,
@@ -56,10 +56,7 @@ _NOT_READINGS = {"annotations", "timestamp"}
 
 
 def parse_json(text: str) -> ParseResult:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(text)
     return parse_document(require_mapping(document, "the payload"))
 
 

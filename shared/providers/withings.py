@@ -5,7 +5,6 @@ unknown one is kept under Withings' own code system and reported, never dropped.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ from shared.measurement import (
     RejectedReading,
     SampledSignal,
 )
-from shared.providers.common import epoch_in_zone, optional_text, parse_number, require_mapping, zone_info
+from shared.providers.common import epoch_in_zone, load_json, optional_text, parse_number, require_mapping, zone_info
 
 SOURCE = "withings"
 MEASTYPE_SYSTEM = "urn:iomt-hub:withings:meastype"
@@ -70,10 +69,7 @@ MEASTYPES: dict[int, MeasType] = {
 
 def parse_text(text: str, *, userid: str | None = None) -> ParseResult:
     """Any supported Withings answer, recognised by its body."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    document = load_json(text)
     body = _body(document)
     if "measuregrps" in body:
         return parse_getmeas(body)
