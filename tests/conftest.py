@@ -19,8 +19,7 @@ from shared.localstack import LOCAL_MEDISANTE_API_KEY, local_settings
 from shared.pipeline.store import RawRecordStore
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
-TEST_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # copies of the product notes' samples
 MEDISANTE_KEY = LOCAL_MEDISANTE_API_KEY
 
 
