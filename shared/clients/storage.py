@@ -8,7 +8,6 @@ from azure.storage.queue import (
     BinaryBase64DecodePolicy,
     BinaryBase64EncodePolicy,
     QueueClient,
-    QueueServiceClient,
 )
 
 from shared.clients.identity import credential_for
@@ -17,13 +16,6 @@ from shared.settings import Settings
 # The Functions host reads queue messages as base64 (host.json messageEncoding default).
 _ENCODE = BinaryBase64EncodePolicy()
 _DECODE = BinaryBase64DecodePolicy()
-
-
-def queue_service(settings: Settings) -> QueueServiceClient:
-    if settings.storage_connection_string is not None:
-        return QueueServiceClient.from_connection_string(settings.storage_connection_string.get_secret_value())
-    url = f"https://{settings.storage_account_name}.queue.core.windows.net"
-    return QueueServiceClient(url, credential=credential_for(settings))
 
 
 def blob_service(settings: Settings) -> BlobServiceClient:
