@@ -42,10 +42,14 @@ def problem(measurement: Measurement) -> str | None:
         return None
     if measurement.value is None:
         return None
-    bounds = RANGES.get((measurement.kind, measurement.value.unit))
+    value, unit = measurement.value
+    bounds = RANGES.get((measurement.kind, unit))
     if bounds is None:
-        return None if math.isfinite(measurement.value.value) else f"{measurement.kind} is not a finite number"
-    return _outside(str(measurement.kind), measurement.value, *bounds)
+        return None if math.isfinite(value) else f"{measurement.kind} is not a finite number"
+    low, high = bounds
+    if low <= value <= high:  # false for NaN too
+        return None
+    return f"{measurement.kind} is outside the plausible range {low:g}-{high:g} {unit}"
 
 
 def _outside(name: str, quantity: Quantity, low: float, high: float) -> str | None:

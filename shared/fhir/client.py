@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -209,7 +210,7 @@ class FhirClient:
     ) -> tuple[list[dict[str, Any]], float | None]:
         """Sends one bundle; returns the entries to send again and the server's wait hint."""
         bundle = {"resourceType": "Bundle", "type": "batch", "entry": [put_entry(r) for r in resources]}
-        response = self._request("POST", "", json=bundle)
+        response = self._request("POST", "", data=orjson.dumps(bundle))
         self._raise_for(response, "batch")
         try:
             entries = response.json().get("entry") or []

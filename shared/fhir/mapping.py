@@ -7,6 +7,7 @@ delivered any number of times, concurrently or not, is one Observation."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ _CATEGORY_DISPLAY = {
 }
 
 
+@functools.lru_cache(maxsize=64)
 def reading_identifier_system(source: str) -> str:
     return f"urn:iomt-hub:{source}:reading"
 
@@ -48,8 +50,13 @@ def observation_id(source: str, source_id: str) -> str:
     return _hashed_id("obs", f"{reading_identifier_system(source)}|{source_id}")
 
 
+@functools.lru_cache(maxsize=4096)
+def _device_id_of_key(key: str) -> str:
+    return _hashed_id("dev", key)
+
+
 def device_id(device: DeviceIdentity) -> str:
-    return _hashed_id("dev", device.key)
+    return _device_id_of_key(device.key)
 
 
 def _number(value: float) -> int | float:
@@ -64,83 +71,105 @@ def _coding(coding: Coding) -> dict[str, str]:
 
 
 def _quantity(quantity: Quantity) -> dict[str, Any]:
-    result: dict[str, Any] = {"value": _number(quantity.value), "unit": UNIT_DISPLAY.get(quantity.unit, quantity.unit)}
-    if quantity.unit in UCUM_UNITS:
-        result["system"] = UCUM
-        result["code"] = quantity.unit
-    return result
+    value = quantity.value
+    number = int(value) if float(value).is_integer() else value
+    unit = quantity.unit
+    if unit in UCUM_UNITS:
+        return {"value": number, "unit": UNIT_DISPLAY.get(unit, unit), "system": UCUM, "code": unit}
+    return {"value": number, "unit": unit}
 
 
-def _instant(moment: dt.datetime) -> str:
-    return moment.isoformat()
-
-
-def _code_of(measurement: Measurement) -> tuple[dict[str, Any], str | None, str | None]:
-    """(code, category, profile) of a reading, all from the code table."""
-    if measurement.kind is Kind.GLUCOSE and measurement.value is not None:
-        coding = GLUCOSE_CODES[(measurement.method or "blood", measurement.value.unit)]
-        return {"coding": [_coding(coding)], "text": "Glucose"}, "laboratory", None
-    spec = CODES.get(measurement.kind)
+@functools.lru_cache(maxsize=1024)
+def _code_parts(
+    kind: Kind, method: str | None, unit: str | None, source_code: Coding | None
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, str | None]:
+    """(code, category, vital-signs profile) of a kind of reading, from the code table; built
+    once per distinct kind and shared by every resource (treat mapped resources as read-only)."""
+    if kind is Kind.GLUCOSE and unit is not None:
+        coding = GLUCOSE_CODES[(method or "blood", unit)]
+        return {"coding": [_coding(coding)], "text": "Glucose"}, _category("laboratory"), None
+    spec = CODES.get(kind)
     if spec is None:
-        if measurement.source_code is None:
-            raise ValueError(f"{measurement.kind} reading has no code")
-        source_code = measurement.source_code
+        if source_code is None:
+            raise ValueError(f"{kind} reading has no code")
         return {"coding": [_coding(source_code)], "text": source_code.display or source_code.code}, None, None
     codings = [_coding(c) for c in spec.codings]
-    if measurement.source_code is not None:
-        codings.append(_coding(measurement.source_code))
-    return {"coding": codings, "text": spec.text}, spec.category, spec.profile
+    if source_code is not None:
+        codings.append(_coding(source_code))
+    return {"coding": codings, "text": spec.text}, _category(spec.category), spec.profile
 
 
-def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
-    code, category, profile = _code_of(measurement)
-    tags = [{"system": SOURCE_TAG_SYSTEM, "code": measurement.source}]
-    if measurement.manual_entry:
+def _category(code: str) -> list[dict[str, Any]]:
+    return [{"coding": [{"system": CATEGORY_SYSTEM, "code": code, "display": _CATEGORY_DISPLAY[code]}]}]
+
+
+@functools.lru_cache(maxsize=256)
+def _meta(source: str, profile: str | None, manual_entry: bool, ambiguous_user: bool) -> dict[str, Any]:
+    tags = [{"system": SOURCE_TAG_SYSTEM, "code": source}]
+    if manual_entry:
         tags.append({"system": FLAG_TAG_SYSTEM, "code": "manual-entry", "display": "Entered by hand"})
-    if measurement.ambiguous_user:
+    if ambiguous_user:
         tags.append({"system": FLAG_TAG_SYSTEM, "code": "ambiguous-user", "display": "Device could not tell the user"})
     meta: dict[str, Any] = {"tag": tags}
     if profile is not None:
-        profiles = [f"{PROFILE_BASE}vitalsigns"]
+        meta["profile"] = [f"{PROFILE_BASE}vitalsigns"]
         if profile != "vitalsigns":
-            profiles.append(f"{PROFILE_BASE}{profile}")
-        meta["profile"] = profiles
+            meta["profile"].append(f"{PROFILE_BASE}{profile}")
+    return meta
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference(resource_type: str, resource_id: str) -> dict[str, str]:
+    return {"reference": f"{resource_type}/{resource_id}"}
+
+
+# The readings of one payload share their instants (a blood pressure and its pulse, a weight
+# and its body fat); datetimes cache their hash, so a hit costs a tenth of formatting.
+_isoformat = functools.lru_cache(maxsize=64)(dt.datetime.isoformat)
+
+
+def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
+    value = measurement.value
+    code, category, profile = _code_parts(
+        measurement.kind, measurement.method, value.unit if value is not None else None, measurement.source_code
+    )
+    source = measurement.source
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": observation_id(measurement.source, measurement.source_id),
-        "meta": meta,
-        "identifier": [{"system": reading_identifier_system(measurement.source), "value": measurement.source_id}],
+        "id": observation_id(source, measurement.source_id),
+        "meta": _meta(source, profile, measurement.manual_entry, measurement.ambiguous_user),
+        "identifier": [{"system": reading_identifier_system(source), "value": measurement.source_id}],
         "status": measurement.status,
     }
     if category is not None:
-        resource["category"] = [
-            {"coding": [{"system": CATEGORY_SYSTEM, "code": category, "display": _CATEGORY_DISPLAY[category]}]}
-        ]
+        resource["category"] = category
     resource["code"] = code
-    resource["subject"] = {"reference": f"Patient/{patient_id}"}
+    resource["subject"] = _reference("Patient", patient_id)
     if measurement.effective_end is not None:
         resource["effectivePeriod"] = {
-            "start": _instant(measurement.effective_start),
-            "end": _instant(measurement.effective_end),
+            "start": _isoformat(measurement.effective_start),
+            "end": _isoformat(measurement.effective_end),
         }
     else:
-        resource["effectiveDateTime"] = _instant(measurement.effective_start)
+        resource["effectiveDateTime"] = _isoformat(measurement.effective_start)
     if measurement.issued is not None:
-        resource["issued"] = _instant(measurement.issued)
+        resource["issued"] = _isoformat(measurement.issued)
     if measurement.device is not None:
-        resource["device"] = {"reference": f"Device/{device_id(measurement.device)}"}
-    if measurement.value is not None:
-        resource["valueQuantity"] = _quantity(measurement.value)
-    components = _components(measurement)
-    if components:
-        resource["component"] = components
+        resource["device"] = _reference("Device", device_id(measurement.device))
+    if value is not None:
+        resource["valueQuantity"] = _quantity(value)
+    if measurement.components or measurement.signal is not None:
+        resource["component"] = _components(measurement)
     if measurement.interpretation:
         resource["interpretation"] = [{"text": measurement.interpretation}]
     if measurement.annotations:
-        resource["note"] = [
-            {"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in measurement.annotations)}
-        ]
+        resource["note"] = _note(measurement.annotations)
     return resource
+
+
+@functools.lru_cache(maxsize=1024)
+def _note(annotations: tuple[tuple[str, str | bool | float], ...]) -> list[dict[str, str]]:
+    return [{"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in annotations)}]
 
 
 def _note_value(value: str | bool | float) -> str:
@@ -151,12 +180,15 @@ def _note_value(value: str | bool | float) -> str:
     return value
 
 
+_COMPONENT_CODES: dict[Kind, dict[str, dict[str, Any]]] = {
+    Kind.BLOOD_PRESSURE: {name: {"coding": [_coding(c)]} for name, c in BLOOD_PRESSURE_COMPONENTS.items()},
+    Kind.ECG: {name: {"coding": [_coding(c)]} for name, c in ECG_COMPONENTS.items()},
+}
+
+
 def _components(measurement: Measurement) -> list[dict[str, Any]]:
-    table = BLOOD_PRESSURE_COMPONENTS if measurement.kind is Kind.BLOOD_PRESSURE else ECG_COMPONENTS
-    components = [
-        {"code": {"coding": [_coding(table[c.name])]}, "valueQuantity": _quantity(c.quantity)}
-        for c in measurement.components
-    ]
+    codes = _COMPONENT_CODES[Kind.BLOOD_PRESSURE if measurement.kind is Kind.BLOOD_PRESSURE else Kind.ECG]
+    components = [{"code": codes[c.name], "valueQuantity": _quantity(c.quantity)} for c in measurement.components]
     signal = measurement.signal
     if signal is not None:
         lead = ECG_COMPONENTS["lead-I"]

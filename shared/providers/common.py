@@ -3,43 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import math
-import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from shared.errors import InvalidPayload
 
-_FRACTION = re.compile(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$")
+_EPOCH_LIMIT_S = 32503680000  # year 3000
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str | bytes) -> Any:
+    """orjson: several times faster than ``json``, and strict (no NaN, no integers past 64 bits)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
 def parse_instant(value: Any, field: str) -> dt.datetime:
     """RFC 3339 (any fraction length, ``Z`` or an offset) or epoch seconds, as a number or a
     string. The result keeps the offset the source gave; a naive time is refused."""
+    if type(value) is int and 0 < value < _EPOCH_LIMIT_S:  # the common case, first
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC)
     if isinstance(value, bool):
         raise InvalidPayload(f"{field} must be a date-time, not a boolean")
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
         seconds = float(value)
-        if not math.isfinite(seconds) or not 0 < seconds < 32503680000:
+        if not math.isfinite(seconds) or not 0 < seconds < _EPOCH_LIMIT_S:
             raise InvalidPayload(f"{field} is not a plausible epoch time")
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     if not isinstance(value, str) or not value.strip():
         raise InvalidPayload(f"{field} is missing or not a date-time")
     text = value.strip()
-    match = _FRACTION.match(text)
-    if match:  # Python keeps microseconds: cut nanoseconds rather than refuse them
-        text = f"{match.group(1)}.{match.group(2)[:6]}{match.group(3)}"
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
+    try:  # Python 3.11+ reads "Z" and cuts fractions past microseconds
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
         raise InvalidPayload(f"{field} is not an RFC 3339 date-time") from None
@@ -48,12 +49,14 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
     return parsed
 
 
-def epoch_in_zone(seconds: Any, zone: str | None, field: str) -> dt.datetime:
+def epoch_in_zone(seconds: Any, zone: ZoneInfo | None, field: str) -> dt.datetime:
+    if type(seconds) is int and 0 < seconds < _EPOCH_LIMIT_S:  # the common case, first
+        return dt.datetime.fromtimestamp(seconds, tz=zone or dt.UTC)
     instant = parse_instant(seconds, field)
-    tz = zone_info(zone)
-    return instant.astimezone(tz) if tz else instant
+    return instant.astimezone(zone) if zone else instant
 
 
+@functools.lru_cache(maxsize=256)
 def zone_info(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
@@ -64,6 +67,8 @@ def zone_info(name: str | None) -> ZoneInfo | None:
 
 
 def parse_number(value: Any, field: str) -> float:
+    if type(value) is int:  # the common case, first (bool is a subclass of int, not int)
+        return float(value)
     if isinstance(value, bool):
         raise InvalidPayload(f"{field} must be a number, not a boolean")
     if isinstance(value, (int, float)):

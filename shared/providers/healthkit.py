@@ -7,6 +7,7 @@ the end of the upload. Units arrive as HealthKit unit strings and leave as UCUM.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,12 +113,13 @@ def parse_upload(document: Any) -> ParseResult:
     if not isinstance(samples, list) or not isinstance(deleted, list):
         raise InvalidPayload("samples and deleted must be arrays")
     result = ParseResult()
+    devices: dict[str, DeviceIdentity] = {}
     for index, sample in enumerate(samples):
-        uuid = _uuid_of(sample) or f"samples[{index}]"
+        uuid = _uuid_of(sample)
         try:
-            measurement = parse_sample(sample)
+            measurement = _parse_sample(sample, uuid)
         except InvalidPayload as exc:
-            result.rejected.append(RejectedReading(uuid, exc.message))
+            result.rejected.append(RejectedReading(uuid or f"samples[{index}]", exc.message))
             if isinstance(sample, dict) and sample.get("type") not in SUPPORTED_TYPES:
                 result.unknown_types.append(str(sample.get("type")))
             continue
@@ -126,8 +128,9 @@ def parse_upload(document: Any) -> ParseResult:
             result.rejected.append(RejectedReading(measurement.source_id, reason))
             continue
         result.readings.append(measurement)
-        if measurement.device and measurement.device not in result.devices:
-            result.devices.append(measurement.device)
+        if measurement.device is not None:
+            devices.setdefault(measurement.device.key, measurement.device)
+    result.devices.extend(devices.values())
     for index, item in enumerate(deleted):
         deleted_uuid = _uuid_of(item) if isinstance(item, dict) else _uuid_of({"uuid": item})
         if deleted_uuid is None:
@@ -151,9 +154,12 @@ def _uuid_of(sample: Any) -> str | None:
 
 
 def parse_sample(sample: Any) -> Measurement:
+    return _parse_sample(sample, _uuid_of(sample))
+
+
+def _parse_sample(sample: Any, uuid: str | None) -> Measurement:
     if not isinstance(sample, dict):
         raise InvalidPayload("sample is not an object")
-    uuid = _uuid_of(sample)
     if uuid is None:
         raise InvalidPayload("uuid is missing or not a UUID")
     type_name = sample.get("type")
@@ -184,8 +190,10 @@ def parse_sample(sample: Any) -> Measurement:
 
 
 def _period(sample: dict[str, Any], metadata: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
-    start = parse_instant(sample.get("startDate"), "startDate")
-    end = parse_instant(sample.get("endDate", sample.get("startDate")), "endDate")
+    start_text = sample.get("startDate")
+    end_text = sample.get("endDate", start_text)
+    start = parse_instant(start_text, "startDate")
+    end = start if end_text == start_text else parse_instant(end_text, "endDate")
     if end < start:
         raise InvalidPayload("endDate is before startDate")
     zone = zone_info(optional_text(metadata.get("HKTimeZone")))
@@ -258,20 +266,38 @@ def device_identity(sample: dict[str, Any]) -> DeviceIdentity | None:
     (``com.apple.health.<UUID>``). Entries typed into the Health app have no device."""
     device = _object(sample.get("device"))
     source = _object(sample.get("source"))
+    fields = (
+        device.get("localIdentifier"),
+        source.get("bundleIdentifier"),
+        device.get("manufacturer"),
+        device.get("hardwareVersion") or device.get("model"),
+        source.get("name") or device.get("name"),
+        device.get("softwareVersion"),
+    )
+    try:  # an upload repeats a handful of devices many times
+        return _device_identity(*fields)
+    except TypeError:  # a field that is not hashable (not a scalar): not a cache key
+        return _device_identity.__wrapped__(*fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _device_identity(
+    local_id: Any, bundle: Any, manufacturer: Any, model: Any, name: Any, version: Any
+) -> DeviceIdentity | None:
     identifiers: list[tuple[str, str]] = []
-    local_id = optional_text(device.get("localIdentifier"))
-    if local_id:
-        identifiers.append((LOCAL_DEVICE_SYSTEM, local_id))
-    bundle = optional_text(source.get("bundleIdentifier"))
-    if bundle and _PER_DEVICE_BUNDLE.match(bundle):
-        identifiers.append((SOURCE_DEVICE_SYSTEM, bundle))
+    local_text = optional_text(local_id)
+    if local_text:
+        identifiers.append((LOCAL_DEVICE_SYSTEM, local_text))
+    bundle_text = optional_text(bundle)
+    if bundle_text and _PER_DEVICE_BUNDLE.match(bundle_text):
+        identifiers.append((SOURCE_DEVICE_SYSTEM, bundle_text))
     if not identifiers:
         return None
     return DeviceIdentity(
         source=SOURCE,
         identifiers=tuple(identifiers),
-        manufacturer=optional_text(device.get("manufacturer")),
-        model=optional_text(device.get("hardwareVersion")) or optional_text(device.get("model")),
-        name=optional_text(source.get("name")) or optional_text(device.get("name")),
-        version=optional_text(device.get("softwareVersion")),
+        manufacturer=optional_text(manufacturer),
+        model=optional_text(model),
+        name=optional_text(name),
+        version=optional_text(version),
     )

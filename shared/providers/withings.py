@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared import plausibility
 from shared.errors import InvalidPayload
@@ -20,6 +21,7 @@ from shared.measurement import (
     Quantity,
     RejectedReading,
     SampledSignal,
+    Status,
 )
 from shared.providers.common import epoch_in_zone, load_json, optional_text, parse_number, require_mapping, zone_info
 
@@ -37,6 +39,14 @@ class MeasType:
     unit: str  # UCUM
     kind: Kind = Kind.OTHER  # OTHER: coded with MEASTYPE_SYSTEM
     scale: float = 1.0  # from Withings' unit to the UCUM unit
+
+    def suffix(self, meastype: int) -> str:
+        """The reading's part of the source id (``<grpid>/<suffix>``)."""
+        return "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
+
+    def coding(self, meastype: int) -> Coding | None:
+        """Withings' own code, for the meastypes with no standard one."""
+        return Coding(MEASTYPE_SYSTEM, str(meastype), self.name) if self.kind is Kind.OTHER else None
 
 
 MEASTYPES: dict[int, MeasType] = {
@@ -101,21 +111,28 @@ def parse_getmeas(body: dict[str, Any]) -> ParseResult:
     groups = body.get("measuregrps")
     if not isinstance(groups, list):
         raise InvalidPayload("body.measuregrps must be an array")
-    zone = optional_text(body.get("timezone"))
+    zone = zone_info(optional_text(body.get("timezone")))
     result = ParseResult()
+    devices: dict[tuple[Any, Any], DeviceIdentity | None] = {}
     for index, group in enumerate(groups):
         try:
-            _parse_group(require_mapping(group, f"measuregrps[{index}]"), zone, result)
+            _parse_group(require_mapping(group, f"measuregrps[{index}]"), zone, devices, result)
         except InvalidPayload as exc:
             grpid = group.get("grpid") if isinstance(group, dict) else None
             result.rejected.append(RejectedReading(str(grpid or f"measuregrps[{index}]"), exc.message))
+    result.devices.extend(device for device in devices.values() if device is not None)
     plausibility.drop_implausible(result)
     return result
 
 
-def _parse_group(group: dict[str, Any], zone: str | None, result: ParseResult) -> None:
+def _parse_group(
+    group: dict[str, Any],
+    zone: ZoneInfo | None,
+    devices: dict[tuple[Any, Any], DeviceIdentity | None],
+    result: ParseResult,
+) -> None:
     grpid = group.get("grpid")
-    if not isinstance(grpid, int) or isinstance(grpid, bool):
+    if type(grpid) is not int:
         raise InvalidPayload("grpid is missing or not an integer")
     if group.get("category", 1) != 1:
         raise InvalidPayload("category is not 1 (a goal, not a measurement)")
@@ -125,66 +142,78 @@ def _parse_group(group: dict[str, Any], zone: str | None, result: ParseResult) -
     modified = group.get("modified", created)
     changed = isinstance(modified, int) and isinstance(created, int) and modified > created
     issued = epoch_in_zone(modified, zone, "modified") if modified is not None else None
-    device = device_identity(group.get("deviceid"), group.get("model"))
-    if device and device not in result.devices:
-        result.devices.append(device)
+    device_key = (group.get("deviceid"), group.get("model"))
+    if device_key not in devices:
+        devices[device_key] = device_identity(*device_key)
+    device = devices[device_key]
     measures = group.get("measures")
     if not isinstance(measures, list) or not measures:
         raise InvalidPayload("measures must be a non-empty array")
     values: dict[int, float] = {}
     for position, measure in enumerate(measures):
-        measure = require_mapping(measure, f"measures[{position}]")
+        if type(measure) is not dict:
+            raise InvalidPayload(f"measures[{position}] is missing or not an object")
         meastype = measure.get("type")
-        if not isinstance(meastype, int) or isinstance(meastype, bool):
+        if type(meastype) is not int:
             raise InvalidPayload(f"measures[{position}].type is not an integer")
-        raw = parse_number(measure.get("value"), f"measures[{position}].value")
-        unit = parse_number(measure.get("unit"), f"measures[{position}].unit")
+        raw = measure.get("value")
+        if type(raw) is not int:  # field names are built only on the rare, slow path
+            raw = parse_number(raw, f"measures[{position}].value")
+        unit = measure.get("unit")
+        if type(unit) is not int:
+            unit = parse_number(unit, f"measures[{position}].unit")
         if not -20 <= unit <= 20 or unit != int(unit):
             raise InvalidPayload(f"measures[{position}].unit is not a power of ten")
         values[meastype] = raw * 10 ** int(unit)
 
-    def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
-        return Measurement(
-            kind=kind,
-            source=SOURCE,
-            source_id=f"{grpid}/{suffix}",
-            effective_start=effective,
-            device=device,
-            issued=issued,
-            status="amended" if changed else "final",
-            manual_entry=attrib in MANUAL_ATTRIBS,
-            ambiguous_user=attrib in AMBIGUOUS_ATTRIBS,
-            annotations=(("attrib", float(attrib)),) if isinstance(attrib, int) else (),
-            **fields,
-        )
-
+    status: Status = "amended" if changed else "final"
+    manual_entry = attrib in MANUAL_ATTRIBS
+    ambiguous_user = attrib in AMBIGUOUS_ATTRIBS
+    annotations: tuple[tuple[str, str | bool | float], ...] = (
+        (("attrib", float(attrib)),) if isinstance(attrib, int) else ()
+    )
+    readings = result.readings
     if SYSTOLIC in values and DIASTOLIC in values:
-        result.readings.append(
-            reading(
-                Kind.BLOOD_PRESSURE,
-                "blood-pressure",
-                components=(
-                    Component("systolic", Quantity(_rounded(values.pop(SYSTOLIC)), "mm[Hg]")),
-                    Component("diastolic", Quantity(_rounded(values.pop(DIASTOLIC)), "mm[Hg]")),
-                ),
+        components = (
+            Component("systolic", Quantity(round(values.pop(SYSTOLIC), 6), "mm[Hg]")),
+            Component("diastolic", Quantity(round(values.pop(DIASTOLIC), 6), "mm[Hg]")),
+        )
+        readings.append(
+            Measurement(
+                kind=Kind.BLOOD_PRESSURE,
+                source=SOURCE,
+                source_id=f"{grpid}/blood-pressure",
+                effective_start=effective,
+                components=components,
+                device=device,
+                issued=issued,
+                status=status,
+                manual_entry=manual_entry,
+                ambiguous_user=ambiguous_user,
+                annotations=annotations,
             )
         )
-    for meastype, value in sorted(values.items()):
+    for meastype, value in values.items():
         spec = MEASTYPES.get(meastype)
         if spec is None:
             result.unknown_types.append(f"meastype {meastype}")
             spec = MeasType(f"Withings meastype {meastype}", "1")
-        quantity = Quantity(_rounded(value * spec.scale), spec.unit)
-        if spec.kind is Kind.OTHER:
-            code = Coding(MEASTYPE_SYSTEM, str(meastype), spec.name)
-            result.readings.append(reading(Kind.OTHER, f"meastype-{meastype}", value=quantity, source_code=code))
-        else:
-            suffix = "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
-            result.readings.append(reading(spec.kind, suffix, value=quantity))
-
-
-def _rounded(value: float) -> float:
-    return round(value, 6)
+        readings.append(
+            Measurement(
+                kind=spec.kind,
+                source=SOURCE,
+                source_id=f"{grpid}/{spec.suffix(meastype)}",
+                effective_start=effective,
+                value=Quantity(round(value * spec.scale, 6), spec.unit),
+                source_code=spec.coding(meastype),
+                device=device,
+                issued=issued,
+                status=status,
+                manual_entry=manual_entry,
+                ambiguous_user=ambiguous_user,
+                annotations=annotations,
+            )
+        )
 
 
 def parse_activity(body: dict[str, Any], *, userid: str | None) -> ParseResult:
@@ -241,7 +270,8 @@ def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
     if not 50 <= frequency <= 2000:
         raise InvalidPayload("body.sampling_frequency must be between 50 and 2000 Hz")
     samples = tuple(parse_number(v, "body.signal[]") for v in signal)
-    effective = epoch_in_zone(series.get("timestamp"), optional_text(series.get("timezone")), "series.timestamp")
+    zone = zone_info(optional_text(series.get("timezone")))
+    effective = epoch_in_zone(series.get("timestamp"), zone, "series.timestamp")
     components: tuple[Component, ...] = ()
     if series.get("heart_rate") is not None:
         heart_rate = parse_number(series.get("heart_rate"), "series.heart_rate")
