@@ -2,10 +2,13 @@
 
 import azure.functions as func
 
-from shared.api import health, medisante, pipeline
+from shared.api import consents, devices, health, medisante, openapi, pipeline
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.bp)
 app.register_functions(medisante.bp)
 app.register_functions(pipeline.bp)
+app.register_functions(devices.bp)
+app.register_functions(consents.bp)
+app.register_functions(openapi.bp)

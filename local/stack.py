@@ -1,5 +1,5 @@
 """Start, stop and check the local Azure stack: Azurite, the Cosmos DB server, the FHIR R4
-server and the Key Vault stand-in, each on a loopback port.
+server, the Key Vault stand-in and the OIDC provider simulator, each on a loopback port.
 
     python local/stack.py up       # idempotent: starts what is not running, waits until healthy
     python local/stack.py down     # idempotent: stops what this script started
@@ -7,7 +7,8 @@ server and the Key Vault stand-in, each on a loopback port.
     python local/stack.py running  # exit status 0 when every part answers
 
 Process ids, logs and data live under local/.data (ignored by git). Only the standard library
-is used, so that this runs before the project's virtual environment exists.
+is used here; the Python servers it starts (Key Vault, OIDC) need the project's virtual
+environment, so run it with the venv's Python (the Makefile does).
 """
 
 from __future__ import annotations
@@ -112,6 +113,18 @@ def services() -> list[Service]:
             ],
             f"https://127.0.0.1:{keyvault}/healthz",
             insecure_tls=True,
+        ),
+        Service(
+            "oidc",
+            [
+                sys.executable,
+                str(HERE / "oidc_simulator.py"),
+                "--port",
+                str(port("OIDC_PORT", 8095)),
+                "--data-dir",
+                str(DATA / "oidc"),
+            ],
+            f"http://127.0.0.1:{port('OIDC_PORT', 8095)}/healthz",
         ),
     ]
 

@@ -1,12 +1,20 @@
-"""Shared-secret checks. Keys are stored only as SHA-256 digests and compared in constant
-time against every configured digest (two at once during a rotation)."""
+"""Caller authentication. Device webhooks: shared keys, stored only as SHA-256 digests and
+compared in constant time against every configured digest (two at once during a rotation).
+Admin endpoints: Entra ID (OIDC) bearer tokens carrying an app role."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import threading
+from dataclasses import dataclass
 
-from shared.errors import ConfigurationError, Unauthorized
+import jwt
+import requests
+
+from shared.errors import ConfigurationError, DependencyError, Forbidden, Unauthorized
+from shared.settings import Settings
 
 
 def key_digest(key: str) -> str:
@@ -32,3 +40,78 @@ def require_api_key(presented: str | None, digests: tuple[str, ...], header: str
         matched |= hmac.compare_digest(candidate, digest)
     if not matched:
         raise Unauthorized(f"the {header} header does not hold a valid key", challenge=f'ApiKey header="{header}"')
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who called an admin endpoint: the token's object id (a user or a daemon app)."""
+
+    subject: str
+    name: str | None = None
+
+
+class BearerTokenValidator:
+    """Validates Entra ID (or any OIDC provider's) RS256 access tokens: signature against the
+    issuer's published keys (discovered, then cached), ``iss``, ``aud``, ``exp``/``nbf``, and an
+    app role. 401 for a missing or invalid token, 403 for a valid token without the role."""
+
+    def __init__(self, issuer: str, audience: str, role: str, *, timeout_s: float = 10.0) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.role = role
+        self.timeout_s = timeout_s
+        self._keys: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def _key_client(self) -> jwt.PyJWKClient:
+        with self._lock:
+            if self._keys is None:
+                try:
+                    response = requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=self.timeout_s)
+                    response.raise_for_status()
+                    jwks_uri = response.json()["jwks_uri"]
+                except (requests.RequestException, ValueError, KeyError) as exc:
+                    raise DependencyError("the token issuer's OpenID configuration is unavailable") from exc
+                self._keys = jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=3600, timeout=int(self.timeout_s))
+            return self._keys
+
+    def validate(self, authorization: str | None) -> Principal:
+        challenge = 'Bearer realm="iomt-hub"'
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("a bearer token is required (Authorization: Bearer ...)", challenge=challenge)
+        token = authorization[7:].strip()
+        invalid = f'{challenge}, error="invalid_token"'
+        try:
+            key = self._key_client().get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+                leeway=60,
+            )
+        except jwt.PyJWKClientConnectionError as exc:
+            raise DependencyError("the token issuer's signing keys are unavailable") from exc
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the bearer token has expired", challenge=invalid) from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"the bearer token is not valid ({type(exc).__name__})", challenge=invalid) from None
+        roles = claims.get("roles") or []
+        if not isinstance(roles, list) or self.role not in roles:
+            raise Forbidden(f"the token does not carry the {self.role} app role")
+        subject = str(claims.get("oid") or claims["sub"])
+        name = claims.get("preferred_username") or claims.get("name") or claims.get("azp")
+        return Principal(subject=subject, name=str(name) if name else None)
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(issuer: str, audience: str, role: str) -> BearerTokenValidator:
+    return BearerTokenValidator(issuer, audience, role)
+
+
+def admin_validator(settings: Settings) -> BearerTokenValidator:
+    if not settings.admin_token_issuer or not settings.admin_token_audience:
+        raise ConfigurationError("admin authentication is not configured (ADMIN_TOKEN_ISSUER, ADMIN_TOKEN_AUDIENCE)")
+    return _validator(settings.admin_token_issuer, settings.admin_token_audience, settings.admin_role)

@@ -67,6 +67,37 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parked(args: argparse.Namespace) -> int:
+    """One JSON line per parked record; ``stale`` ones are past the look-back: they will not be
+    attributed automatically (assign with an explicit ``from``, then replay them by receipt)."""
+    from shared.api.context import get_context
+
+    for item in get_context().parked.all():
+        if args.stale and not item["stale"]:
+            continue
+        print(json.dumps(item, sort_keys=True))
+    return 0
+
+
+def _admin_token(_: argparse.Namespace) -> int:
+    """A local admin access token from the OIDC simulator (local stack only)."""
+    import requests
+
+    from shared.localstack import LOCAL_ADMIN_AUDIENCE, LOCAL_ADMIN_CLIENT, local_issuer
+
+    response = requests.post(
+        f"{local_issuer()}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
+        auth=LOCAL_ADMIN_CLIENT,
+        timeout=10,
+    )
+    if response.status_code != 200:
+        print(f"error: the local OIDC provider answered HTTP {response.status_code}", file=sys.stderr)
+        return 2
+    print(response.json()["access_token"])
+    return 0
+
+
 def _local_env(args: argparse.Namespace) -> int:
     from shared.localstack import local_settings
 
@@ -82,16 +113,12 @@ def _local_env(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(_: argparse.Namespace) -> int:
-    from azure.cosmos import PartitionKey
-
     from shared.api.context import get_context
-    from shared.clients.cosmos import COSMOS_CONTAINERS, cosmos_client
+    from shared.clients.cosmos import ensure_containers
 
     context = get_context()
     context.raw_store.ensure_exists()
-    database = cosmos_client(context.settings).create_database_if_not_exists(context.settings.cosmos_database)
-    for name, partition_key in COSMOS_CONTAINERS.items():
-        database.create_container_if_not_exists(name, partition_key=PartitionKey(partition_key))
+    ensure_containers(context.settings)
     print("queues, blob containers and Cosmos containers are in place")
     return 0
 
@@ -117,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     local_env = commands.add_parser("local-env", help="print the app settings for the local stack")
     local_env.add_argument("--format", choices=["json", "env", "settings"], default="json")
     local_env.set_defaults(handler=_local_env)
+
+    parked = commands.add_parser("parked", help="list readings parked for want of a device assignment")
+    parked.add_argument("--stale", action="store_true", help="only those past the look-back (manual handling)")
+    parked.set_defaults(handler=_parked)
+
+    admin_token = commands.add_parser("admin-token", help="print an admin access token (local stack only)")
+    admin_token.set_defaults(handler=_admin_token)
 
     bootstrap = commands.add_parser("bootstrap", help="create queues, containers and Cosmos containers")
     bootstrap.set_defaults(handler=_bootstrap)

@@ -12,6 +12,10 @@ REPO = Path(__file__).resolve().parent.parent
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 COSMOS_EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
 LOCAL_MEDISANTE_API_KEY = "local-medisante-key"
+# The OIDC simulator's development clients (local/oidc_simulator.py): public, local only.
+LOCAL_ADMIN_CLIENT = ("iomt-admin-local", "local-admin-secret")
+LOCAL_NO_ROLE_CLIENT = ("iomt-no-role-local", "local-no-role-secret")
+LOCAL_ADMIN_AUDIENCE = "api://iomt-hub"
 
 
 def _port(name: str, default: int) -> int:
@@ -50,4 +54,12 @@ def local_settings() -> dict[str, str]:
         "FHIR_MAX_ATTEMPTS": "6",
         "FHIR_TIMEOUT_S": "30",
         "AZURE_CLIENT_ID": "",
+        "ADMIN_TOKEN_ISSUER": local_issuer(),
+        "ADMIN_TOKEN_AUDIENCE": LOCAL_ADMIN_AUDIENCE,
+        "ADMIN_ROLE": "IoMT.Admin",
+        "ATTRIBUTION_LOOKBACK_DAYS": "7",
     }
+
+
+def local_issuer() -> str:
+    return f"http://127.0.0.1:{_port('OIDC_PORT', 8095)}"

@@ -45,7 +45,16 @@ class Settings(BaseSettings):
         default="", description="comma-separated SHA-256 hex digests of the accepted x-api-key values"
     )
 
-    @field_validator("fhir_audience", "azure_client_id", mode="before")
+    # Admin endpoints (devices, consents): Entra ID (or any OIDC provider) bearer tokens.
+    admin_token_issuer: str | None = Field(
+        default=None, description="issuer of admin tokens, e.g. https://login.microsoftonline.com/<tenant>/v2.0"
+    )
+    admin_token_audience: str | None = Field(default=None, description="the hub's app id URI, e.g. api://iomt-hub")
+    admin_role: str = Field(default="IoMT.Admin", min_length=1, description="app role an admin token must carry")
+
+    attribution_lookback_days: int = Field(default=7, ge=0, le=365)
+
+    @field_validator("fhir_audience", "azure_client_id", "admin_token_issuer", "admin_token_audience", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -15,7 +15,15 @@ import requests
 from azure.functions.queue import QueueMessage
 
 from shared.api.context import AppContext, get_context, reset_context
-from shared.localstack import LOCAL_MEDISANTE_API_KEY, local_settings
+from shared.clients.cosmos import COSMOS_CONTAINERS, ensure_containers
+from shared.localstack import (
+    LOCAL_ADMIN_AUDIENCE,
+    LOCAL_ADMIN_CLIENT,
+    LOCAL_MEDISANTE_API_KEY,
+    LOCAL_NO_ROLE_CLIENT,
+    local_issuer,
+    local_settings,
+)
 from shared.pipeline.store import RawRecordStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +40,7 @@ def local_environment() -> Iterator[None]:
     os.environ.update(local_settings())
     reset_context()
     get_context().raw_store.ensure_exists()
+    ensure_containers(get_context().settings)
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -106,3 +115,45 @@ def search(fhir_url: str, resource_type: str, **params: str) -> list[dict]:
     response = requests.get(f"{fhir_url}/{resource_type}", params=params, timeout=10)
     response.raise_for_status()
     return [entry["resource"] for entry in response.json().get("entry", [])]
+
+
+@pytest.fixture
+def clean_cosmos(context: AppContext) -> AppContext:
+    """Every Cosmos container of the app, empty."""
+    for name in COSMOS_CONTAINERS:
+        container = context.cosmos.get_container_client(name)
+        for item in list(container.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
+            container.delete_item(item["id"], partition_key=item[COSMOS_CONTAINERS[name].lstrip("/")])
+    return context
+
+
+def client_token(client: tuple[str, str]) -> str:
+    """An access token from the local OIDC provider (client credentials grant)."""
+    response = requests.post(
+        f"{local_issuer()}/oauth2/v2.0/token",
+        data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
+        auth=client,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return client_token(LOCAL_ADMIN_CLIENT)
+
+
+@pytest.fixture(scope="session")
+def no_role_token() -> str:
+    return client_token(LOCAL_NO_ROLE_CLIENT)
+
+
+def put_patient(fhir_url: str, patient_id: str, identifier: tuple[str, str] | None = None) -> None:
+    patient: dict = {"resourceType": "Patient", "id": patient_id, "active": True}
+    if identifier is not None:
+        patient["identifier"] = [{"system": identifier[0], "value": identifier[1]}]
+    response = requests.put(
+        f"{fhir_url}/Patient/{patient_id}", json=patient, headers={"content-type": "application/fhir+json"}, timeout=10
+    )
+    response.raise_for_status()

@@ -16,6 +16,16 @@ from tests.conftest import REPO
 EXPECTED_HTTP = {
     "health": ("health", ["GET"], "FUNCTION"),
     "medisante_webhook": ("health-data/medisante/{format}", ["POST"], "ANONYMOUS"),
+    "register_device": ("devices", ["POST"], "ANONYMOUS"),
+    "list_devices": ("devices", ["GET"], "ANONYMOUS"),
+    "get_device": ("devices/{id}", ["GET"], "ANONYMOUS"),
+    "assign_device": ("devices/assign", ["POST"], "ANONYMOUS"),
+    "unassign_device": ("devices/{id}/unassign", ["POST"], "ANONYMOUS"),
+    "grant_consent": ("consents", ["POST"], "ANONYMOUS"),
+    "list_consents": ("consents", ["GET"], "ANONYMOUS"),
+    "get_consent": ("consents/{id}", ["GET"], "ANONYMOUS"),
+    "revoke_consent": ("consents/{id}/revoke", ["POST"], "ANONYMOUS"),
+    "openapi": ("openapi.json", ["GET"], "ANONYMOUS"),
 }
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE}
 

@@ -11,6 +11,7 @@ import pytest
 from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
 from shared.api.context import AppContext
+from shared.consent import ConsentGrant
 from shared.errors import DependencyError
 from shared.pipeline import replay
 from shared.pipeline.envelope import RawEnvelope
@@ -46,7 +47,11 @@ def test_accepted_payload_is_on_the_queue_before_the_answer(store: RawRecordStor
 
 
 @pytest.mark.usefixtures("clean_fhir")
-def test_worker_writes_observations_for_a_record_with_a_patient(store: RawRecordStore, fhir_url: str):
+def test_worker_writes_observations_for_a_record_with_a_patient(
+    store: RawRecordStore, fhir_url: str, clean_cosmos: AppContext
+):
+    grant = ConsentGrant(patientId="pipeline-p1", source="medisante", scopes=["blood-pressure", "heart-rate"])
+    clean_cosmos.consents.grant(grant, "test")
     store.accept(
         source="medisante",
         format="medisante-json",
@@ -61,20 +66,35 @@ def test_worker_writes_observations_for_a_record_with_a_patient(store: RawRecord
     assert list(store.rejected.list_blobs()) == []
 
 
-def test_record_without_patient_is_rejected_with_reason_and_archived(store: RawRecordStore, context: AppContext):
+def test_record_without_patient_is_parked_not_rejected_and_archived(store: RawRecordStore, clean_cosmos: AppContext):
     envelope = store.accept(
         source="medisante", format="medisante-json", body=BP_FIXTURE.read_text(), content_type="application/json"
     )
     drive_queue(store, pipeline_api.process_raw_record)
-    records = list(store.rejected_records())
-    assert [r["receiptId"] for r in records] == [envelope.receipt_id]
-    assert "no patient" in records[0]["details"][0]["reason"]
+    assert list(store.rejected_records()) == []
+    parked = list(clean_cosmos.parked.all())
+    assert [(p["receiptId"], p["readings"]) for p in parked] == [(envelope.receipt_id, 2)]
     assert store.archive.download_blob(envelope.receipt_id).readall() == BP_FIXTURE.read_bytes()
-    assert replay.replay_rejected(store) == [envelope.receipt_id]
+    assert replay.replay_archived(store, [envelope.receipt_id]) == [envelope.receipt_id]
     assert (
         store.load_body(RawEnvelope.from_json(next(iter(store.queue.peek_messages())).content))
         == BP_FIXTURE.read_text()
     )
+
+
+def test_record_with_an_implausible_reading_is_rejected_with_reason_and_replayable(store: RawRecordStore):
+    document = json.loads(BP_FIXTURE.read_text())
+    document["measurements"]["systolicBloodPressure"]["value"] = 900
+    envelope = store.accept(
+        source="medisante", format="medisante-json", body=json.dumps(document), content_type="application/json"
+    )
+    drive_queue(store, pipeline_api.process_raw_record)
+    records = list(store.rejected_records())
+    assert [r["receiptId"] for r in records] == [envelope.receipt_id]
+    assert "plausible" in records[0]["details"][0]["reason"]
+    assert replay.replay_rejected(store) == [envelope.receipt_id]
+    assert list(store.rejected_records()) == []
+    assert len(list(store.queue.peek_messages())) == 1
 
 
 def test_unparseable_record_is_rejected_at_once_not_retried(store: RawRecordStore):

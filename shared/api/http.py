@@ -8,9 +8,10 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.functions as func
+from pydantic import BaseModel, ValidationError
 
 from shared.errors import (
     BadRequest,
@@ -20,6 +21,7 @@ from shared.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from shared.providers.common import load_json
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +99,41 @@ def decode_utf8(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_json_model(req: func.HttpRequest, model: type[Model], max_bytes: int) -> Model:
+    """A JSON request body validated by a pydantic model. 415, 413, 400 for a malformed body;
+    400 naming each bad field (never echoing its value)."""
+    require_media_type(req, (JSON,))
+    document = load_json(decode_utf8(read_body(req, max_bytes)))
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]) or "body", "problem": item["msg"]}
+            for item in exc.errors(include_input=False, include_url=False)
+        ]
+        fields = ", ".join(problem["field"] for problem in problems)
+        raise BadRequest(f"the request body is not valid: {fields}", details=problems) from None
+
+
+def query_param(req: func.HttpRequest, name: str, allowed: Iterable[str] | None = None) -> str | None:
+    value = req.params.get(name)
+    if value is None or value == "":
+        return None
+    value = str(value)
+    if allowed is not None and value not in allowed:
+        raise BadRequest(f"query parameter {name} must be one of: {', '.join(allowed)}")
+    return value
+
+
+def int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    value = req.params.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise BadRequest(f"query parameter {name} must be an integer from {low} to {high}")
+    return int(value)

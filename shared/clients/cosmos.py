@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from azure.cosmos import CosmosClient, DatabaseProxy
+from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
 
 from shared.clients.identity import credential_for
 from shared.settings import Settings
 
 # Every container the app uses, with its partition key path. infra/ declares the same.
-COSMOS_CONTAINERS: dict[str, str] = {}
+COSMOS_CONTAINERS: dict[str, str] = {
+    "devices": "/id",
+    "consents": "/patientId",
+    "consent-audit": "/receiptId",
+    "parked-readings": "/receiptId",
+}
 
 
 def cosmos_client(settings: Settings) -> CosmosClient:
@@ -24,3 +29,24 @@ def cosmos_client(settings: Settings) -> CosmosClient:
 
 def cosmos_database(settings: Settings) -> DatabaseProxy:
     return cosmos_client(settings).get_database_client(settings.cosmos_database)
+
+
+def ensure_containers(settings: Settings) -> DatabaseProxy:
+    """Creates the database and every container if missing (local stack, first run)."""
+    database = cosmos_client(settings).create_database_if_not_exists(settings.cosmos_database)
+    for name, partition_key in COSMOS_CONTAINERS.items():
+        database.create_container_if_not_exists(name, partition_key=PartitionKey(partition_key))
+    return database
+
+
+def filtered_query(filters: dict[str, str | None]) -> tuple[str, list[dict[str, object]]]:
+    """``SELECT * ... WHERE c.<field> = @<field> AND ... ORDER BY c.id`` for the filters that
+    are set. Field names come from code, never from a caller; values are always parameters."""
+    clauses: list[str] = []
+    parameters: list[dict[str, object]] = []
+    for name, value in filters.items():
+        if value is not None:
+            clauses.append(f"c.{name} = @{name}")
+            parameters.append({"name": f"@{name}", "value": value})
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT * FROM c{where} ORDER BY c.id", parameters  # noqa: S608 - see the docstring

@@ -220,7 +220,7 @@ def entered_in_error(resource: dict[str, Any]) -> dict[str, Any]:
     return marked
 
 
-def device_resource(device: DeviceIdentity) -> dict[str, Any]:
+def device_resource(device: DeviceIdentity, patient_id: str | None = None) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Device",
         "id": device_id(device),
@@ -238,6 +238,8 @@ def device_resource(device: DeviceIdentity) -> dict[str, Any]:
         resource["modelNumber"] = device.model
     if device.version:
         resource["version"] = [{"value": device.version}]
+    if patient_id is not None:  # who uses it now: the patient of its latest readings
+        resource["patient"] = _reference("Patient", patient_id)
     return resource
 
 
@@ -269,7 +271,7 @@ def map_readings(readings: Iterable[Measurement], patient_for: PatientResolver) 
             mapped.unattributed.append(measurement)
             continue
         if measurement.device is not None and measurement.device.key not in devices:
-            devices[measurement.device.key] = device_resource(measurement.device)
+            devices[measurement.device.key] = device_resource(measurement.device, patient_id)
         mapped.resources.append(observation(measurement, patient_id))
     mapped.resources[:0] = devices.values()
     return mapped

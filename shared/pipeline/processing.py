@@ -1,7 +1,10 @@
-"""The processor the worker runs for every raw record: parse, attribute, map, write.
+"""The processor the worker runs for every raw record: parse, attribute, check consent, map,
+write.
 
-Everything that cannot be written is kept with its reason in the record's rejected entry
-(the written part is idempotent, so replaying the whole record later is safe)."""
+Nothing accepted is lost: readings with no patient yet are parked (the raw record stays
+archived and is re-driven when an assignment covers them); readings consent refuses are
+counted in the audit; readings that cannot be understood go to the record's rejected entry
+with their reason. The written part is idempotent, so replaying a whole record is safe."""
 
 from __future__ import annotations
 
@@ -10,10 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import conversion
+from shared.consent import ConsentAudit, ConsentCheck, ConsentStore
+from shared.devices import Attribution, DeviceRegistry
 from shared.errors import InvalidPayload
 from shared.fhir.client import FhirClient
+from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement
 from shared.pipeline.envelope import RawEnvelope
+from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import ProcessingResult
 
@@ -27,23 +34,44 @@ WITHINGS_USER_ATTRIBUTE = "withingsUserId"
 class ReadingProcessor:
     fhir: FhirClient
     store: RawRecordStore
+    devices: DeviceRegistry
+    consents: ConsentStore
+    audit: ConsentAudit
+    parked: ParkedReadings
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         options: dict[str, Any] = {}
         if envelope.source == "withings":
             options["userid"] = envelope.attributes.get(WITHINGS_USER_ATTRIBUTE)
-        patient_id = envelope.attributes.get(PATIENT_ATTRIBUTE)
+        parsed = conversion.parse(envelope.source, envelope.format, body, **options)
 
-        def patient_for(_: Measurement) -> str | None:
-            return patient_id
+        attribution = Attribution(self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE))
+        consent = ConsentCheck(self.consents)
+        patients: dict[str, str] = {}
+        unattributed: list[Measurement] = []
+        withheld: list[tuple[str, str, str]] = []
+        for measurement in parsed.readings:
+            patient_id = attribution.patient_for(measurement)
+            if patient_id is None:
+                unattributed.append(measurement)
+                continue
+            refusal = consent.refusal(measurement, patient_id)
+            if refusal is not None:
+                withheld.append((patient_id, measurement.kind.value, refusal))
+                continue
+            patients[measurement.source_id] = patient_id
 
-        parsed, mapped = conversion.convert(envelope.source, envelope.format, body, patient_for, **options)
+        allowed = [m for m in parsed.readings if m.source_id in patients]
+        mapped = map_readings(allowed, lambda m: patients[m.source_id])
         report = self.fhir.write(mapped.resources) if mapped.resources else None
+        if unattributed:
+            self.parked.park(envelope.receipt_id, envelope.source, unattributed)
+        else:
+            self.parked.release(envelope.receipt_id)
+        if withheld:
+            self.audit.record(envelope.receipt_id, envelope.source, withheld)
+
         problems: list[dict[str, str]] = [{"sourceId": r.source_id, "reason": r.reason} for r in parsed.rejected]
-        problems += [
-            {"sourceId": m.source_id, "reason": "no patient is assigned to this reading's device"}
-            for m in mapped.unattributed
-        ]
         if parsed.unknown_types and not parsed.readings:
             problems += [{"sourceId": "", "reason": f"unsupported type: {t}"} for t in parsed.unknown_types]
         elif parsed.unknown_types:
@@ -58,5 +86,10 @@ class ReadingProcessor:
             raise InvalidPayload("the payload holds no reading")
         return ProcessingResult(
             written=report.written if report else 0,
-            details={"readings": len(parsed.readings), "notWritten": len(problems)},
+            details={
+                "readings": len(parsed.readings),
+                "parked": len(unattributed),
+                "withheldByConsent": len(withheld),
+                "notWritten": len(problems),
+            },
         )

@@ -1,0 +1,101 @@
+"""Device Manager endpoints (clinic back office): register, list, read, assign, unassign.
+
+Every call carries an Entra ID bearer token with the admin app role. Assigning a device
+records the clinic's consent for the kinds the device measures, and re-drives readings that
+were parked waiting for this assignment."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from shared.api.context import AppContext, get_context
+from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
+from shared.auth import Principal, admin_validator
+from shared.consent import ConsentGrant
+from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRegistration, public_view, registry_id
+from shared.pipeline.replay import replay_archived
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+ANONYMOUS = func.AuthLevel.ANONYMOUS  # authenticated in code: Entra ID bearer token + app role
+
+
+def admin(context: AppContext, req: func.HttpRequest) -> Principal:
+    return admin_validator(context.settings).validate(req.headers.get("authorization"))
+
+
+@bp.route(route="devices", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def register_device(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    admin(context, req)
+    registration = read_json_model(req, DeviceRegistration, context.settings.max_body_bytes)
+    device, created = context.devices.register(registration)
+    return json_response(public_view(device), status=201 if created else 200)
+
+
+@bp.route(route="devices", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def list_devices(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    admin(context, req)
+    items, continuation = context.devices.list(
+        provider=query_param(req, "provider", PROVIDERS),
+        patient_id=query_param(req, "patientId"),
+        status=query_param(req, "status", ("active", "retired")),
+        page_size=int_param(req, "pageSize", 50, 1, 200),
+        continuation=query_param(req, "continuationToken"),
+    )
+    return json_response({"items": [public_view(item) for item in items], "continuationToken": continuation})
+
+
+@bp.route(route="devices/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def get_device(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    admin(context, req)
+    return json_response(public_view(context.devices.get(req.route_params.get("id", ""))))
+
+
+@bp.route(route="devices/assign", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def assign_device(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    principal = admin(context, req)
+    request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
+    device = assign(context, request, principal.subject)
+    return json_response(public_view(device))
+
+
+def assign(context: AppContext, request: AssignRequest, recorded_by: str) -> dict[str, object]:
+    """Registers the device if unknown, opens the assignment, records the clinic's consent for
+    the device's kinds, and re-drives the parked readings the assignment now covers. Shared
+    with the mobile BFF (which forces the patient to the session's)."""
+    patient_id = context.patients.resolve(request.assigned_patient_id)
+    registration = request.registration()
+    context.devices.register(registration)
+    device_id = registry_id(registration.provider, registration.provider_device_id)
+    device = context.devices.assign(device_id, patient_id, request.valid_from)
+    scopes = [kind.value for kind in DEVICE_TYPE_KINDS[registration.type]]
+    context.consents.grant(
+        ConsentGrant(patientId=patient_id, source=registration.provider, scopes=scopes, attestation="clinic"),
+        recorded_by,
+        merge=True,
+    )
+    waiting = context.parked.waiting_for(device)
+    if waiting:
+        replay_archived(context.raw_store, waiting)
+        log.info("device %s: %d parked records re-driven", device_id, len(waiting))
+    return device
+
+
+@bp.route(route="devices/{id}/unassign", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def unassign_device(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    admin(context, req)
+    context.devices.unassign(req.route_params.get("id", ""))
+    return func.HttpResponse(status_code=204)

@@ -1,0 +1,313 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the HTTP API. Request schemas come
+from the same pydantic models the handlers validate with; a test checks that every route the
+app registers is described and that real answers validate against the response schemas."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import azure.functions as func
+
+from shared.api.http import endpoint, json_response
+from shared.consent import SCOPES, ConsentGrant
+from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRegistration
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+ADMIN: list[dict[str, list[str]]] = [{"entraBearer": []}]
+_JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(description: str, schema: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if schema is not None:
+        answer["content"] = {_JSON: {"schema": _ref(schema)}}
+    return answer
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    texts = {
+        400: "malformed or invalid request (the message names the problem)",
+        401: "missing, invalid or expired credentials",
+        403: "valid credentials without the required role",
+        404: "not found",
+        409: "conflicts with the current state",
+        413: "body larger than the limit",
+        415: "unsupported content type",
+        422: "the patient does not exist in the FHIR server",
+        503: "a dependency is unavailable; retry later",
+    }
+    return {str(status): _answer(texts[status], "Error") for status in statuses}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+def _path_id(description: str) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _query(name: str, description: str, enum: tuple[str, ...] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if enum:
+        schema["enum"] = list(enum)
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _model_schema(model: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    return schema
+
+
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_INSTANT = {"type": "string", "format": "date-time"}
+_DEVICE = {
+    "type": "object",
+    "required": ["id", "provider", "providerDeviceId", "type", "status", "assignments", "createdAt", "updatedAt"],
+    "properties": {
+        "id": {"type": "string"},
+        "provider": {"enum": list(PROVIDERS)},
+        "providerDeviceId": {"type": "string"},
+        "type": {"enum": list(DEVICE_TYPE_KINDS)},
+        "name": _NULLABLE_TEXT,
+        "model": _NULLABLE_TEXT,
+        "manufacturer": _NULLABLE_TEXT,
+        "status": {"enum": ["active", "retired"]},
+        "patientId": {**_NULLABLE_TEXT, "description": "patient of the open assignment"},
+        "assignments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["patientId", "from", "to"],
+                "properties": {
+                    "patientId": {"type": "string"},
+                    "from": _INSTANT,
+                    "to": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+        },
+        "createdAt": _INSTANT,
+        "updatedAt": _INSTANT,
+    },
+}
+_CONSENT = {
+    "type": "object",
+    "required": ["id", "patientId", "source", "scopes", "status", "grantedAt", "recordedBy"],
+    "properties": {
+        "id": {"type": "string", "description": "<source>.<patientId>"},
+        "patientId": {"type": "string"},
+        "source": {"enum": list(PROVIDERS)},
+        "scopes": {"type": "array", "items": {"enum": list(SCOPES)}},
+        "status": {"enum": ["active", "revoked", "needs-reconsent"]},
+        "attestation": {"enum": ["patient", "clinic"]},
+        "grantedAt": _INSTANT,
+        "revokedAt": {"type": ["string", "null"], "format": "date-time"},
+        "recordedBy": {"type": "string"},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+        }
+    },
+}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "DeviceRegistration": _model_schema(DeviceRegistration),
+        "AssignRequest": _model_schema(AssignRequest),
+        "ConsentGrant": _model_schema(ConsentGrant),
+        "Device": _DEVICE,
+        "DevicePage": {
+            "type": "object",
+            "required": ["items", "continuationToken"],
+            "properties": {"items": {"type": "array", "items": _ref("Device")}, "continuationToken": _NULLABLE_TEXT},
+        },
+        "Consent": _CONSENT,
+        "ConsentList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("Consent")}},
+        },
+        "Accepted": {
+            "type": "object",
+            "required": ["status", "receiptId"],
+            "properties": {"status": {"const": "accepted"}, "receiptId": {"type": "string"}},
+        },
+        "Health": {"type": "object", "required": ["status", "dependencies"]},
+        "Error": _ERROR,
+    }
+    admin_errors = (401, 403)
+    paths: dict[str, Any] = {
+        "/api/devices": {
+            "post": {
+                "operationId": "registerDevice",
+                "summary": "Register a device (idempotent on provider + providerDeviceId)",
+                "security": ADMIN,
+                "requestBody": _body("DeviceRegistration"),
+                "responses": {
+                    "201": _answer("registered", "Device"),
+                    "200": _answer("already registered", "Device"),
+                    **_errors(400, *admin_errors, 413, 415),
+                },
+            },
+            "get": {
+                "operationId": "listDevices",
+                "summary": "List devices, filtered and paged",
+                "security": ADMIN,
+                "parameters": [
+                    _query("provider", "provider", PROVIDERS),
+                    _query("patientId", "patient of the open assignment"),
+                    _query("status", "device status", ("active", "retired")),
+                    _query("pageSize", "items per page, 1-200 (default 50)"),
+                    _query("continuationToken", "from the previous page"),
+                ],
+                "responses": {"200": _answer("a page of devices", "DevicePage"), **_errors(400, *admin_errors)},
+            },
+        },
+        "/api/devices/{id}": {
+            "get": {
+                "operationId": "getDevice",
+                "security": ADMIN,
+                "parameters": [_path_id("device id")],
+                "responses": {"200": _answer("the device", "Device"), **_errors(*admin_errors, 404)},
+            }
+        },
+        "/api/devices/assign": {
+            "post": {
+                "operationId": "assignDevice",
+                "summary": "Register the device if unknown and assign it to a patient from `from` (default now)",
+                "description": "Also records the clinic's consent for the kinds the device type measures, and "
+                "re-drives parked readings the assignment covers.",
+                "security": ADMIN,
+                "requestBody": _body("AssignRequest"),
+                "responses": {
+                    "200": _answer("assigned", "Device"),
+                    **_errors(400, *admin_errors, 409, 413, 415, 422),
+                },
+            }
+        },
+        "/api/devices/{id}/unassign": {
+            "post": {
+                "operationId": "unassignDevice",
+                "summary": "Close the open assignment now (harmless when none is open)",
+                "security": ADMIN,
+                "parameters": [_path_id("device id")],
+                "responses": {"204": _answer("unassigned"), **_errors(*admin_errors, 404, 409)},
+            }
+        },
+        "/api/consents": {
+            "post": {
+                "operationId": "grantConsent",
+                "summary": "Record a patient's consent for a source and its scopes (replaces the scopes)",
+                "security": ADMIN,
+                "requestBody": _body("ConsentGrant"),
+                "responses": {
+                    "201": _answer("recorded", "Consent"),
+                    "200": _answer("updated", "Consent"),
+                    **_errors(400, *admin_errors, 413, 415, 422),
+                },
+            },
+            "get": {
+                "operationId": "listConsents",
+                "security": ADMIN,
+                "parameters": [
+                    _query("patientId", "patient"),
+                    _query("source", "source", PROVIDERS),
+                    _query("status", "status", ("active", "revoked", "needs-reconsent")),
+                ],
+                "responses": {"200": _answer("consent records", "ConsentList"), **_errors(400, *admin_errors)},
+            },
+        },
+        "/api/consents/{id}": {
+            "get": {
+                "operationId": "getConsent",
+                "security": ADMIN,
+                "parameters": [_path_id("consent id: <source>.<patientId>")],
+                "responses": {"200": _answer("the consent record", "Consent"), **_errors(*admin_errors, 404)},
+            }
+        },
+        "/api/consents/{id}/revoke": {
+            "post": {
+                "operationId": "revokeConsent",
+                "security": ADMIN,
+                "parameters": [_path_id("consent id: <source>.<patientId>")],
+                "responses": {"200": _answer("revoked", "Consent"), **_errors(*admin_errors, 404)},
+            }
+        },
+        "/api/health-data/medisante/{format}": {
+            "post": {
+                "operationId": "medisanteWebhook",
+                "summary": "Medisanté portal webhook: accept one device payload",
+                "security": [{"medisanteApiKey": []}],
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["medisante-json", "medisante-xml", "fhir-json", "fhir-xml"]},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {"schema": {}}
+                        for media in ("application/json", "application/xml", "application/fhir+json")
+                    },
+                },
+                "responses": {"202": _answer("accepted", "Accepted"), **_errors(400, 401, 413, 415)},
+            }
+        },
+        "/api/health": {
+            "get": {
+                "operationId": "health",
+                "security": [{"functionKey": []}],
+                "responses": {"200": _answer("healthy", "Health"), "503": _answer("a dependency is down", "Health")},
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "security": [],
+                "responses": {"200": {"description": "this document"}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "IoMT ingestion hub",
+            "version": "1.0.0",
+            "description": "Device readings in, FHIR R4 out. Admin endpoints take an Entra ID access token "
+            "for the hub's app (audience ADMIN_TOKEN_AUDIENCE) carrying the ADMIN_ROLE app role.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "entraBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "medisanteApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+            },
+        },
+    }
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@endpoint
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(document())

@@ -1,0 +1,175 @@
+"""Consent records: which kinds of readings (scopes) a patient allows the hub to write from a
+source. The worker checks them for every reading of every source; what they refuse is not
+written and is counted, with its reason, in the raw record's audit entry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from azure.cosmos import ContainerProxy
+from azure.cosmos import exceptions as cosmos_errors
+from pydantic import Field, field_validator
+
+from shared.clients.cosmos import filtered_query
+from shared.devices import PROVIDERS, StrictModel, instant_text, utc_now
+from shared.errors import BadRequest, NotFound
+from shared.measurement import Kind, Measurement
+
+CONSENTS_CONTAINER = "consents"
+AUDIT_CONTAINER = "consent-audit"
+SCOPES = tuple(kind.value for kind in Kind)
+ConsentStatus = Literal["active", "revoked", "needs-reconsent"]
+
+
+def consent_id(source: str, patient_id: str) -> str:
+    return f"{source}.{patient_id}"
+
+
+class ConsentGrant(StrictModel):
+    patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
+    source: str
+    scopes: list[str] = Field(min_length=1, description="metric kinds the patient allows")
+    attestation: Literal["patient", "clinic"] = "patient"
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+        return sorted(set(value))
+
+
+def public_view(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+class ConsentStore:
+    def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.container = container
+        self.clock = clock
+
+    def find(self, patient_id: str, source: str) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = self.container.read_item(consent_id(source, patient_id), partition_key=patient_id)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return None
+        return record
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        source, _, patient_id = record_id.partition(".")
+        record = self.find(patient_id, source) if source in PROVIDERS and patient_id else None
+        if record is None:
+            raise NotFound(f"no consent record with id {record_id!r}")
+        return record
+
+    def grant(self, grant: ConsentGrant, recorded_by: str, *, merge: bool = False) -> tuple[dict[str, Any], bool]:
+        """(record, created). ``merge`` adds the scopes to what is already granted (a clinic
+        attesting a device's kinds); otherwise the grant states the scopes exactly."""
+        existing = self.find(grant.patient_id, grant.source)
+        now = instant_text(self.clock())
+        scopes = set(grant.scopes)
+        if merge and existing is not None and existing.get("status") == "active":
+            scopes |= set(existing.get("scopes", []))
+        record = {
+            "id": consent_id(grant.source, grant.patient_id),
+            "patientId": grant.patient_id,
+            "source": grant.source,
+            "scopes": sorted(scopes),
+            "status": "active",
+            "attestation": grant.attestation,
+            "grantedAt": now,
+            "revokedAt": None,
+            "recordedBy": recorded_by,
+            "history": [*(existing or {}).get("history", []), {"action": "grant", "at": now, "by": recorded_by}],
+        }
+        stored: dict[str, Any] = self.container.upsert_item(record)
+        return stored, existing is None
+
+    def revoke(self, record_id: str, recorded_by: str) -> dict[str, Any]:
+        record = self.get(record_id)
+        if record.get("status") == "revoked":
+            return record
+        now = instant_text(self.clock())
+        record["status"] = "revoked"
+        record["revokedAt"] = now
+        record["history"] = [*record.get("history", []), {"action": "revoke", "at": now, "by": recorded_by}]
+        stored: dict[str, Any] = self.container.upsert_item(record)
+        return stored
+
+    def list(
+        self, *, patient_id: str | None = None, source: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        query, parameters = filtered_query({"patientId": patient_id, "source": source, "status": status})
+        try:
+            return list(self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True))
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            if exc.status_code == 400:
+                raise BadRequest("the consent query is not valid") from None
+            raise
+
+
+@dataclass
+class ConsentCheck:
+    """Consent decisions for one raw record: each (patient, source) record read once."""
+
+    store: ConsentStore
+    _records: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+
+    def refusal(self, measurement: Measurement, patient_id: str) -> str | None:
+        """Why this reading may not be written for this patient, or None."""
+        key = (patient_id, measurement.source)
+        if key not in self._records:
+            self._records[key] = self.store.find(patient_id, measurement.source)
+        record = self._records[key]
+        if record is None:
+            return f"no consent recorded for {measurement.source}"
+        if record.get("status") != "active":
+            return f"consent for {measurement.source} is {record.get('status')}"
+        if measurement.kind.value not in record.get("scopes", []):
+            return f"{measurement.kind.value} is outside the consented scopes"
+        return None
+
+
+class ConsentAudit:
+    """One audit item per raw record whose readings consent withheld: counts per patient,
+    kind and reason (never a value). Replays overwrite it: the counts stay true."""
+
+    def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.container = container
+        self.clock = clock
+
+    def record(self, receipt_id: str, source: str, withheld: list[tuple[str, str, str]]) -> None:
+        """``withheld``: (patient id, kind, reason) per reading not written."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for key in withheld:
+            counts[key] = counts.get(key, 0) + 1
+        self.container.upsert_item(
+            {
+                "id": receipt_id,
+                "receiptId": receipt_id,
+                "source": source,
+                "checkedAt": instant_text(self.clock()),
+                "withheld": [
+                    {"patientId": patient, "kind": kind, "reason": reason, "count": count}
+                    for (patient, kind, reason), count in sorted(counts.items())
+                ],
+            }
+        )
+
+    def get(self, receipt_id: str) -> dict[str, Any] | None:
+        try:
+            item: dict[str, Any] = self.container.read_item(receipt_id, partition_key=receipt_id)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return None
+        return item

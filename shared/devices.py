@@ -1,0 +1,311 @@
+"""The device registry: devices (one per provider + provider device id) and their assignments
+to patients, each with a validity period. A reading belongs to the patient to whom its device
+was assigned when it was measured.
+
+One Cosmos item per device holds its assignment history, so every change is one conditional
+replace (etag): two concurrent assignments cannot both win."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos import exceptions as cosmos_errors
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.clients.cosmos import filtered_query
+from shared.errors import BadRequest, Conflict, NotFound
+from shared.measurement import DeviceIdentity, Kind, Measurement
+
+DEVICES_CONTAINER = "devices"
+PROVIDERS = ("medisante", "healthkit", "withings")
+
+# What each device type measures: assigning a clinic device records consent for these kinds.
+DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {
+    "blood-pressure-monitor": (Kind.BLOOD_PRESSURE, Kind.HEART_RATE),
+    "glucometer": (Kind.GLUCOSE,),
+    "scale": (Kind.BODY_WEIGHT, Kind.BMI, Kind.BODY_FAT_PERCENT, Kind.BODY_HEIGHT, Kind.OTHER),
+    "pulse-oximeter": (Kind.OXYGEN_SATURATION, Kind.HEART_RATE),
+    "thermometer": (Kind.BODY_TEMPERATURE,),
+    "ecg-monitor": (Kind.ECG, Kind.HEART_RATE),
+    "activity-tracker": (Kind.STEPS, Kind.HEART_RATE, Kind.RESTING_HEART_RATE),
+    "smartwatch": (
+        Kind.HEART_RATE,
+        Kind.RESTING_HEART_RATE,
+        Kind.HRV_SDNN,
+        Kind.ECG,
+        Kind.STEPS,
+        Kind.OXYGEN_SATURATION,
+        Kind.RESPIRATORY_RATE,
+    ),
+    "phone": (Kind.STEPS,),
+}
+_MAX_CONFLICT_RETRIES = 5
+
+
+def registry_id(provider: str, provider_device_id: str) -> str:
+    """Deterministic: registering the same device twice finds the same item."""
+    return "device-" + hashlib.sha256(f"{provider}|{provider_device_id}".encode()).hexdigest()[:32]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def instant_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+
+class DeviceRegistration(StrictModel):
+    provider: str = Field(description="medisante, healthkit or withings")
+    provider_device_id: str = Field(alias="providerDeviceId", min_length=1, max_length=200)
+    type: str = Field(description="a device type, e.g. blood-pressure-monitor")
+    name: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, max_length=200)
+    manufacturer: str | None = Field(default=None, max_length=200)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in DEVICE_TYPE_KINDS:
+            raise ValueError(f"must be one of {', '.join(DEVICE_TYPE_KINDS)}")
+        return value
+
+
+class AssignRequest(StrictModel):
+    """The Device Manager's assign contract (the mobile app uses it too), plus an optional
+    start of the validity period (default: now) for readings measured before the call."""
+
+    device_id: str = Field(alias="deviceId", min_length=1, max_length=200)
+    device_provider: str = Field(alias="deviceProvider")
+    device_type: str = Field(alias="deviceType")
+    name: str | None = Field(default=None, max_length=200)
+    assigned_patient_id: str = Field(alias="assignedPatientId", min_length=1, max_length=200)
+    valid_from: dt.datetime | None = Field(default=None, alias="from")
+
+    @field_validator("valid_from")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a UTC offset")
+        return value
+
+    def registration(self) -> DeviceRegistration:
+        return DeviceRegistration(
+            provider=self.device_provider,
+            providerDeviceId=self.device_id,
+            type=self.device_type,
+            name=self.name,
+        )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    patient_id: str
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+
+    def covers(self, moment: dt.datetime) -> bool:
+        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Assignment:
+        end = item.get("to")
+        return cls(
+            item["patientId"],
+            dt.datetime.fromisoformat(item["from"]),
+            dt.datetime.fromisoformat(end) if end else None,
+        )
+
+
+def assignments_of(device: dict[str, Any]) -> list[Assignment]:
+    return [Assignment.from_item(item) for item in device.get("assignments", [])]
+
+
+def patient_at(device: dict[str, Any], moment: dt.datetime) -> str | None:
+    for assignment in assignments_of(device):
+        if assignment.covers(moment):
+            return assignment.patient_id
+    return None
+
+
+def public_view(device: dict[str, Any]) -> dict[str, Any]:
+    """The API's view of a device item (no Cosmos system properties)."""
+    return {k: v for k, v in device.items() if not k.startswith("_")}
+
+
+class DeviceRegistry:
+    def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.container = container
+        self.clock = clock
+
+    def get(self, device_id: str) -> dict[str, Any]:
+        try:
+            item: dict[str, Any] = self.container.read_item(device_id, partition_key=device_id)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            raise NotFound(f"no device with id {device_id!r}") from None
+        return item
+
+    def find(self, provider: str, provider_device_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(registry_id(provider, provider_device_id))
+        except NotFound:
+            return None
+
+    def find_by_identity(self, identity: DeviceIdentity) -> dict[str, Any] | None:
+        """The registered device a reading came from: any of its identifiers (IMEI, serial,
+        the provider's id) may be the one the clinic registered."""
+        for _, value in identity.identifiers:
+            device = self.find(identity.source, value)
+            if device is not None:
+                return device
+        return None
+
+    def register(self, registration: DeviceRegistration) -> tuple[dict[str, Any], bool]:
+        """(device, created). Idempotent on provider + provider device id."""
+        device_id = registry_id(registration.provider, registration.provider_device_id)
+        now = instant_text(self.clock())
+        item: dict[str, Any] = {
+            "id": device_id,
+            "provider": registration.provider,
+            "providerDeviceId": registration.provider_device_id,
+            "type": registration.type,
+            "name": registration.name,
+            "model": registration.model,
+            "manufacturer": registration.manufacturer,
+            "status": "active",
+            "patientId": None,  # the patient of the open assignment, for filtering
+            "assignments": [],
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        try:
+            return self.container.create_item(item), True
+        except cosmos_errors.CosmosResourceExistsError:
+            return self.get(device_id), False
+
+    def list(
+        self,
+        *,
+        provider: str | None = None,
+        patient_id: str | None = None,
+        status: str | None = None,
+        page_size: int = 50,
+        continuation: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        query, parameters = filtered_query({"provider": provider, "patientId": patient_id, "status": status})
+        pages = self.container.query_items(
+            query,
+            parameters=parameters,
+            enable_cross_partition_query=True,
+            max_item_count=page_size,
+        ).by_page(continuation)
+        try:
+            page = list(next(pages))
+        except StopIteration:
+            return [], None
+        except cosmos_errors.CosmosHttpResponseError as exc:
+            if exc.status_code == 400:
+                raise BadRequest("continuationToken is not valid") from None
+            raise
+        return page, getattr(pages, "continuation_token", None)
+
+    def _update(self, device_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
+        """Read, change, conditional replace; again on a concurrent change. ``change`` returns
+        None when there is nothing to do."""
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            current = self.get(device_id)
+            updated = change(dict(current))
+            if updated is None:
+                return current
+            updated["updatedAt"] = instant_text(self.clock())
+            try:
+                result: dict[str, Any] = self.container.replace_item(
+                    device_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+                )
+                return result
+            except cosmos_errors.CosmosAccessConditionFailedError:
+                continue
+        raise Conflict("the device changed concurrently too many times; try again")
+
+    def assign(self, device_id: str, patient_id: str, valid_from: dt.datetime | None = None) -> dict[str, Any]:
+        start = valid_from or self.clock()
+
+        def open_assignment(device: dict[str, Any]) -> dict[str, Any] | None:
+            history = assignments_of(device)
+            current = next((a for a in history if a.valid_to is None), None)
+            if current is not None:
+                if current.patient_id == patient_id:
+                    return None  # already assigned to this patient: nothing to do
+                raise Conflict(
+                    "the device is assigned to another patient; unassign it first",
+                    details={"deviceId": device_id},
+                )
+            latest_end = max((a.valid_to for a in history if a.valid_to is not None), default=None)
+            if latest_end is not None and start < latest_end:
+                raise Conflict(
+                    "the new assignment would start before the previous one ended",
+                    details={"previousEnd": instant_text(latest_end)},
+                )
+            device["assignments"] = [
+                *device.get("assignments", []),
+                {"patientId": patient_id, "from": instant_text(start), "to": None},
+            ]
+            device["patientId"] = patient_id
+            return device
+
+        return self._update(device_id, open_assignment)
+
+    def unassign(self, device_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
+        end = at or self.clock()
+
+        def close(device: dict[str, Any]) -> dict[str, Any] | None:
+            items = device.get("assignments", [])
+            open_items = [item for item in items if item.get("to") is None]
+            if not open_items:
+                return None  # nothing open: unassigning again is harmless
+            item = open_items[0]
+            if end < dt.datetime.fromisoformat(item["from"]):
+                raise Conflict("the assignment would end before it started")
+            item["to"] = instant_text(end)
+            device["patientId"] = None
+            return device
+
+        return self._update(device_id, close)
+
+
+@dataclass
+class Attribution:
+    """Patient resolution for one raw record: a patient fixed by the ingress (an app session,
+    a Withings consent) or the device's assignment at the measured time."""
+
+    registry: DeviceRegistry
+    fixed_patient: str | None = None
+    _devices: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def patient_for(self, measurement: Measurement) -> str | None:
+        if self.fixed_patient:
+            return self.fixed_patient
+        identity = measurement.device
+        if identity is None:
+            return None
+        if identity.key not in self._devices:
+            self._devices[identity.key] = self.registry.find_by_identity(identity)
+        device = self._devices[identity.key]
+        return patient_at(device, measurement.effective_start) if device is not None else None

@@ -1,0 +1,367 @@
+"""Device Manager end to end on the local stack: register, assign, Medisanté payloads through
+the webhook and the worker into FHIR; attribution by time, parking, consent, admin auth."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared import cli
+from shared.api import consents as consents_api
+from shared.api import devices as devices_api
+from shared.api import medisante as medisante_api
+from shared.api import pipeline as pipeline_api
+from shared.api.context import AppContext
+from shared.devices import registry_id
+from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_issuer
+from shared.pipeline.store import RawRecordStore
+from tests.conftest import FIXTURES, MEDISANTE_KEY, drive_queue, http_request, put_patient, search
+
+FIXTURE_DEVICES = {  # fixture file → (IMEI, device type)
+    "blood-pressure": ("358000000000047", "blood-pressure-monitor"),
+    "glucose": ("900000000000001", "glucometer"),
+    "weight": ("866000000000123", "scale"),
+}
+LONG_AGO = "2026-01-01T00:00:00Z"  # before every fixture's measured time
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / "medisante" / f"{name}.json").read_text()
+
+
+def call(handler, method: str, path: str, token: str | None, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+    headers = dict(kwargs.pop("headers", {}))
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    data = b""
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers.setdefault("content-type", "application/json")
+    response = handler(http_request(method, f"http://localhost/api/{path}", body=data, headers=headers, **kwargs))
+    payload = response.get_body()
+    return response.status_code, json.loads(payload) if payload else None
+
+
+def assign(token: str, imei: str, device_type: str, patient: str, valid_from: str | None = LONG_AGO):
+    body: dict[str, Any] = {
+        "deviceId": imei,
+        "deviceProvider": "medisante",
+        "deviceType": device_type,
+        "name": "clinic device",
+        "assignedPatientId": patient,
+    }
+    if valid_from is not None:
+        body["from"] = valid_from
+    return call(devices_api.assign_device, "POST", "devices/assign", token, body)
+
+
+def deliver(text: str) -> str:
+    response = medisante_api.medisante_webhook(
+        http_request(
+            "POST",
+            "http://localhost/api/health-data/medisante/medisante-json",
+            body=text.encode(),
+            headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/json"},
+            route_params={"format": "medisante-json"},
+        )
+    )
+    assert response.status_code == 202, response.get_body()
+    return str(json.loads(response.get_body())["receiptId"])
+
+
+def process(store: RawRecordStore) -> int:
+    return drive_queue(store, pipeline_api.process_raw_record)
+
+
+def payload_at(name: str, correlation: str, measured: dt.datetime) -> str:
+    document = json.loads(fixture_text(name))
+    document = copy.deepcopy(document)
+    document["metadata"]["correlationId"] = correlation
+    document["measurements"]["timestamp"] = measured.isoformat()
+    return json.dumps(document)
+
+
+@pytest.fixture
+def stack(clean_cosmos: AppContext, clean_fhir: str, store: RawRecordStore) -> AppContext:
+    return clean_cosmos
+
+
+def test_register_assign_and_every_medisante_fixture_lands_once_for_the_right_patient(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    put_patient(fhir_url, "anna")
+    for name, (imei, device_type) in FIXTURE_DEVICES.items():
+        status, device = assign(admin_token, imei, device_type, "anna")
+        assert status == 200, device
+        assert device["patientId"] == "anna"
+        for _ in range(5):  # the portal re-delivers: harmless
+            deliver(fixture_text(name))
+    assert process(store) == 15
+    observations = search(fhir_url, "Observation", _count="100")
+    assert {o["subject"]["reference"] for o in observations} == {"Patient/anna"}
+    codes = sorted(o["code"]["coding"][0]["code"] for o in observations)
+    assert codes == sorted(["85354-9", "8867-4", "14743-9", "29463-7"]), codes  # no duplicate of any
+    devices = search(fhir_url, "Device")
+    assert len(devices) == 3
+    assert {d["patient"]["reference"] for d in devices} == {"Patient/anna"}
+    assert list(store.rejected.list_blobs()) == []
+
+
+def test_registration_is_idempotent_and_devices_list_filters_and_pages(stack: AppContext, admin_token: str):
+    body = {"provider": "medisante", "providerDeviceId": "SN-1", "type": "glucometer", "model": "BG800"}
+    status, first = call(devices_api.register_device, "POST", "devices", admin_token, body)
+    assert status == 201
+    status, again = call(devices_api.register_device, "POST", "devices", admin_token, body)
+    assert (status, again["id"]) == (200, first["id"])
+    for n in range(2, 6):
+        call(devices_api.register_device, "POST", "devices", admin_token, {**body, "providerDeviceId": f"SN-{n}"})
+    call(
+        devices_api.register_device,
+        "POST",
+        "devices",
+        admin_token,
+        {"provider": "withings", "providerDeviceId": "W-1", "type": "scale"},
+    )
+    seen, token = [], None
+    while True:
+        params = {"provider": "medisante", "pageSize": "2"}
+        if token:
+            params["continuationToken"] = token
+        status, page = call(devices_api.list_devices, "GET", "devices", admin_token, params=params)
+        assert status == 200
+        assert len(page["items"]) <= 2
+        seen += [item["providerDeviceId"] for item in page["items"]]
+        token = page["continuationToken"]
+        if not token:
+            break
+    assert sorted(seen) == [f"SN-{n}" for n in range(1, 6)]
+    status, got = call(devices_api.get_device, "GET", "devices/x", admin_token, route_params={"id": first["id"]})
+    assert (status, got["providerDeviceId"]) == (200, "SN-1")
+    status, error = call(devices_api.get_device, "GET", "devices/x", admin_token, route_params={"id": "nope"})
+    assert status == 404
+    assert "nope" in error["error"]["message"]
+
+
+def test_unknown_patient_is_422_and_an_identifier_resolves(stack: AppContext, fhir_url: str, admin_token: str):
+    status, error = assign(admin_token, "358000000000047", "blood-pressure-monitor", "nobody")
+    assert status == 422
+    assert "Patient/nobody" in error["error"]["message"]
+    put_patient(fhir_url, "bob", ("urn:clinic:mrn", "MRN-7"))
+    status, device = assign(admin_token, "358000000000047", "blood-pressure-monitor", "urn:clinic:mrn|MRN-7")
+    assert (status, device["patientId"]) == (200, "bob")
+    status, error = assign(admin_token, "900000000000001", "glucometer", "urn:clinic:mrn|MRN-404")
+    assert status == 422
+
+
+def test_assigned_to_another_patient_is_409_until_unassigned(stack: AppContext, fhir_url: str, admin_token: str):
+    put_patient(fhir_url, "anna")
+    put_patient(fhir_url, "bob")
+    imei, device_type = FIXTURE_DEVICES["blood-pressure"]
+    assert assign(admin_token, imei, device_type, "anna")[0] == 200
+    assert assign(admin_token, imei, device_type, "anna")[0] == 200  # same patient again: harmless
+    status, error = assign(admin_token, imei, device_type, "bob", valid_from=None)
+    assert status == 409
+    assert "unassign" in error["error"]["message"]
+    device_id = registry_id("medisante", imei)
+    status, _ = call(devices_api.unassign_device, "POST", "x", admin_token, route_params={"id": device_id})
+    assert status == 204
+    status, device = assign(admin_token, imei, device_type, "bob", valid_from=None)
+    assert status == 200
+    assert device["patientId"] == "bob"
+    assert [a["patientId"] for a in device["assignments"]] == ["anna", "bob"]
+    assert device["assignments"][0]["to"] is not None
+
+
+def test_readings_before_and_after_a_reassignment_go_to_the_right_patients(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    put_patient(fhir_url, "anna")
+    put_patient(fhir_url, "bob")
+    imei, device_type = FIXTURE_DEVICES["weight"]
+    now = dt.datetime.now(dt.UTC)
+    assert (
+        assign(admin_token, imei, device_type, "anna", valid_from=(now - dt.timedelta(hours=3)).isoformat())[0] == 200
+    )
+    before = payload_at("weight", "before-reassignment", now - dt.timedelta(hours=2))
+    device_id = registry_id("medisante", imei)
+    assert call(devices_api.unassign_device, "POST", "x", admin_token, route_params={"id": device_id})[0] == 204
+    assert assign(admin_token, imei, device_type, "bob", valid_from=None)[0] == 200
+    after = payload_at("weight", "after-reassignment", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    deliver(after)
+    deliver(before)
+    process(store)
+    by_correlation = {
+        o["identifier"][0]["value"].split("/")[0]: o["subject"]["reference"]
+        for o in search(fhir_url, "Observation", _count="100")
+    }
+    assert by_correlation == {"before-reassignment": "Patient/anna", "after-reassignment": "Patient/bob"}
+
+
+def test_reading_from_an_unassigned_device_is_parked_then_attributed_when_assigned(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str, capsys: pytest.CaptureFixture[str]
+):
+    receipt = deliver(fixture_text("glucose"))
+    process(store)
+    assert search(fhir_url, "Observation") == []
+    assert list(store.rejected.list_blobs()) == []  # parked, not rejected
+    assert cli.main(["parked"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(p["receiptId"], p["stale"]) for p in listed] == [(receipt, False)]
+    assert "900000000000001" in listed[0]["deviceIdentifiers"]
+
+    put_patient(fhir_url, "carla")
+    imei, device_type = FIXTURE_DEVICES["glucose"]
+    assert assign(admin_token, imei, device_type, "carla")[0] == 200
+    assert process(store) == 1  # the assignment re-drove the parked record
+    observations = search(fhir_url, "Observation")
+    assert [o["subject"]["reference"] for o in observations] == ["Patient/carla"]
+    assert list(stack.parked.all()) == []
+
+
+def test_parked_reading_outside_the_new_assignment_stays_parked(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    deliver(fixture_text("glucose"))  # measured 2026-02-07
+    process(store)
+    put_patient(fhir_url, "carla")
+    imei, device_type = FIXTURE_DEVICES["glucose"]
+    assert assign(admin_token, imei, device_type, "carla", valid_from=None)[0] == 200  # from now on only
+    assert process(store) == 0
+    assert search(fhir_url, "Observation") == []
+    assert len(list(stack.parked.all())) == 1
+
+
+def test_revoked_or_unconsented_kinds_are_not_written_and_are_audited(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    put_patient(fhir_url, "dora")
+    imei, _ = FIXTURE_DEVICES["blood-pressure"]
+    # A glucometer consents glucose only: this device's blood pressure and pulse are outside it.
+    assert assign(admin_token, imei, "glucometer", "dora")[0] == 200
+    receipt = deliver(fixture_text("blood-pressure"))
+    process(store)
+    assert search(fhir_url, "Observation") == []
+    audit = stack.consent_audit.get(receipt)
+    assert audit is not None
+    assert {(w["kind"], w["reason"], w["count"]) for w in audit["withheld"]} == {
+        ("blood-pressure", "blood-pressure is outside the consented scopes", 1),
+        ("heart-rate", "heart-rate is outside the consented scopes", 1),
+    }
+
+    status, record = call(
+        consents_api.grant_consent,
+        "POST",
+        "consents",
+        admin_token,
+        {"patientId": "dora", "source": "medisante", "scopes": ["blood-pressure", "heart-rate"]},
+    )
+    assert status == 200
+    assert record["scopes"] == ["blood-pressure", "heart-rate"]
+    assert record["recordedBy"] == "iomt-admin-local"
+    status, revoked = call(consents_api.revoke_consent, "POST", "x", admin_token, route_params={"id": record["id"]})
+    assert (status, revoked["status"]) == (200, "revoked")
+    assert revoked["revokedAt"]
+    receipt = deliver(payload_at("blood-pressure", "after-revocation", dt.datetime.now(dt.UTC)))
+    process(store)
+    assert search(fhir_url, "Observation") == []
+    audit = stack.consent_audit.get(receipt)
+    assert audit is not None
+    assert {w["reason"] for w in audit["withheld"]} == {"consent for medisante is revoked"}
+
+    status, listed = call(consents_api.list_consents, "GET", "consents", admin_token, params={"patientId": "dora"})
+    assert status == 200
+    assert [r["status"] for r in listed["items"]] == ["revoked"]
+
+
+def test_consent_grant_validates_scopes_and_patient(stack: AppContext, fhir_url: str, admin_token: str):
+    status, error = call(
+        consents_api.grant_consent,
+        "POST",
+        "consents",
+        admin_token,
+        {"patientId": "x", "source": "medisante", "scopes": ["blood-pressure", "telepathy"]},
+    )
+    assert status == 400
+    assert "scopes" in error["error"]["message"]
+    status, error = call(
+        consents_api.grant_consent,
+        "POST",
+        "consents",
+        admin_token,
+        {"patientId": "ghost", "source": "withings", "scopes": ["steps"]},
+    )
+    assert status == 422
+    status, error = call(consents_api.get_consent, "GET", "x", admin_token, route_params={"id": "withings.ghost"})
+    assert status == 404
+
+
+ADMIN_ENDPOINTS = [
+    (devices_api.register_device, "POST", {}),
+    (devices_api.list_devices, "GET", {}),
+    (devices_api.get_device, "GET", {"id": "device-1"}),
+    (devices_api.assign_device, "POST", {}),
+    (devices_api.unassign_device, "POST", {"id": "device-1"}),
+    (consents_api.grant_consent, "POST", {}),
+    (consents_api.list_consents, "GET", {}),
+    (consents_api.get_consent, "GET", {"id": "medisante.p1"}),
+    (consents_api.revoke_consent, "POST", {"id": "medisante.p1"}),
+]
+
+
+def forged_token(**overrides: Any) -> str:
+    """Well formed, but signed by a key the issuer never published (or with wrong claims)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {
+        "iss": local_issuer(),
+        "aud": LOCAL_ADMIN_AUDIENCE,
+        "sub": "mallory",
+        "exp": now + 600,
+        "roles": ["IoMT.Admin"],
+        **overrides,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "not-a-published-key"})
+
+
+@pytest.mark.parametrize(("handler", "method", "route"), ADMIN_ENDPOINTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_admin_endpoints_refuse_missing_invalid_and_role_less_tokens(
+    handler, method: str, route: dict[str, str], no_role_token: str
+):
+    cases = {
+        None: 401,
+        "not-a-jwt": 401,
+        forged_token(): 401,
+        no_role_token: 403,
+    }
+    for token, expected in cases.items():
+        status, body = call(handler, method, "x", token, route_params=route)
+        assert status == expected, (token, body)
+        assert body["error"]["code"] in ("unauthorized", "forbidden")
+
+
+def test_admin_bodies_wrong_type_oversized_or_malformed_are_4xx(stack: AppContext, admin_token: str):
+    good = {"provider": "medisante", "providerDeviceId": "SN-1", "type": "glucometer"}
+    register = devices_api.register_device
+    assert (
+        call(register, "POST", "x", admin_token, json.dumps(good).encode(), headers={"content-type": "text/plain"})[0]
+        == 415
+    )
+    status, error = call(register, "POST", "x", admin_token, b'{"provider": "medisante",')
+    assert status == 400
+    assert "malformed JSON" in error["error"]["message"]
+    status, error = call(register, "POST", "x", admin_token, {**good, "type": "toaster"})
+    assert status == 400
+    assert error["error"]["details"][0]["field"] == "type"
+    status, error = call(register, "POST", "x", admin_token, {**good, "extra": 1})
+    assert status == 400
+    huge = json.dumps({**good, "name": "x" * (stack.settings.max_body_bytes + 1)}).encode()
+    assert call(register, "POST", "x", admin_token, huge)[0] == 413
+    status, error = call(devices_api.list_devices, "GET", "x", admin_token, params={"pageSize": "0"})
+    assert status == 400
+    assert "pageSize" in error["error"]["message"]

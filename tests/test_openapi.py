@@ -1,0 +1,108 @@
+"""The OpenAPI document tells the truth: every route the app registers is described with its
+methods and auth, request schemas are the handlers' own, and real answers validate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from shared.api import devices as devices_api
+from shared.api import medisante as medisante_api
+from shared.api import openapi as openapi_api
+from shared.api.context import AppContext
+from tests.conftest import FIXTURES, MEDISANTE_KEY, http_request, put_patient
+from tests.test_device_manager import FIXTURE_DEVICES, assign, call
+from tests.test_indexing import _functions
+
+DOCUMENT = openapi_api.document()
+
+
+def validator(schema_name: str) -> Draft202012Validator:
+    return Draft202012Validator({"$ref": f"#/components/schemas/{schema_name}", "components": DOCUMENT["components"]})
+
+
+def response_schema(path: str, method: str, status: int) -> str:
+    answer = DOCUMENT["paths"][path][method]["responses"][str(status)]
+    ref: str = answer["content"]["application/json"]["schema"]["$ref"]
+    return ref.rsplit("/", 1)[-1]
+
+
+def test_document_is_served_as_json():
+    response = openapi_api.openapi(http_request("GET", "http://localhost/api/openapi.json"))
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["openapi"] == "3.1.0"
+
+
+def test_every_registered_route_is_described_and_nothing_else():
+    registered: set[tuple[str, str]] = set()
+    for function in _functions().values():
+        trigger = function.get_trigger()
+        if trigger.type != "httpTrigger":
+            continue
+        for method in trigger.methods:
+            registered.add((f"/api/{trigger.route}", str(getattr(method, "value", method)).lower()))
+    described = {(path, method) for path, operations in DOCUMENT["paths"].items() for method in operations}
+    assert described == registered
+
+
+def test_every_operation_names_its_auth_scheme():
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    for path, operations in DOCUMENT["paths"].items():
+        for method, operation in operations.items():
+            assert "security" in operation, (path, method)
+            for requirement in operation["security"]:
+                assert set(requirement) <= set(schemes)
+            if path.startswith(("/api/devices", "/api/consents")):
+                assert operation["security"] == [{"entraBearer": []}], (path, method)
+                assert {"401", "403"} <= set(operation["responses"]), (path, method)
+
+
+def test_request_schemas_accept_the_contract_and_refuse_bad_bodies():
+    assign_schema = validator("AssignRequest")
+    good = {
+        "deviceId": "358000000000047",
+        "deviceProvider": "medisante",
+        "deviceType": "blood-pressure-monitor",
+        "name": "BP800",
+        "assignedPatientId": "anna",
+    }
+    assert list(assign_schema.iter_errors(good)) == []
+    assert list(assign_schema.iter_errors({k: v for k, v in good.items() if k != "assignedPatientId"}))
+    assert list(validator("ConsentGrant").iter_errors({"patientId": "p", "source": "withings", "scopes": []}))
+
+
+@pytest.fixture
+def live(clean_cosmos: AppContext, clean_fhir: str, store: Any) -> AppContext:
+    return clean_cosmos
+
+
+def test_real_answers_validate_against_the_response_schemas(live: AppContext, fhir_url: str, admin_token: str):
+    put_patient(fhir_url, "anna")
+    imei, device_type = FIXTURE_DEVICES["blood-pressure"]
+    status, device = assign(admin_token, imei, device_type, "anna")
+    assert status == 200
+    assert list(validator(response_schema("/api/devices/assign", "post", 200)).iter_errors(device)) == []
+    status, page = call(devices_api.list_devices, "GET", "devices", admin_token)
+    assert list(validator(response_schema("/api/devices", "get", 200)).iter_errors(page)) == []
+    status, error = assign(admin_token, imei, device_type, "nobody")
+    assert status == 422
+    assert list(validator(response_schema("/api/devices/assign", "post", 422)).iter_errors(error)) == []
+    consent = live.consents.find("anna", "medisante")
+    assert consent is not None
+    public = {k: v for k, v in consent.items() if not k.startswith("_")}
+    assert list(validator("Consent").iter_errors(public)) == []
+    response = medisante_api.medisante_webhook(
+        http_request(
+            "POST",
+            "http://localhost/api/health-data/medisante/medisante-json",
+            body=(FIXTURES / "medisante" / "glucose.json").read_bytes(),
+            headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/json"},
+            route_params={"format": "medisante-json"},
+        )
+    )
+    accepted = json.loads(response.get_body())
+    schema = validator(response_schema("/api/health-data/medisante/{format}", "post", 202))
+    assert (response.status_code, list(schema.iter_errors(accepted))) == (202, [])
