@@ -7,8 +7,10 @@ replace (etag): two concurrent assignments cannot both win."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,16 @@ DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {
 _MAX_CONFLICT_RETRIES = 5
 
 
+def _decode_continuation(token: str) -> str:
+    """The API's continuation token is Cosmos DB's, base64url-encoded (URL-safe, opaque)."""
+    try:
+        decoded = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        json.loads(decoded)
+    except (ValueError, UnicodeError):
+        raise BadRequest("continuationToken is not valid") from None
+    return decoded
+
+
 def registry_id(provider: str, provider_device_id: str) -> str:
     """Deterministic: registering the same device twice finds the same item."""
     return "device-" + hashlib.sha256(f"{provider}|{provider_device_id}".encode()).hexdigest()[:32]
@@ -59,6 +71,12 @@ def utc_now() -> dt.datetime:
 
 def instant_text(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _one_of(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return value
 
 
 class StrictModel(BaseModel):
@@ -73,19 +91,8 @@ class DeviceRegistration(StrictModel):
     model: str | None = Field(default=None, max_length=200)
     manufacturer: str | None = Field(default=None, max_length=200)
 
-    @field_validator("provider")
-    @classmethod
-    def _known_provider(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
-        return value
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in DEVICE_TYPE_KINDS:
-            raise ValueError(f"must be one of {', '.join(DEVICE_TYPE_KINDS)}")
-        return value
+    _known_provider = field_validator("provider")(lambda value: _one_of(value, PROVIDERS))
+    _known_type = field_validator("type")(lambda value: _one_of(value, tuple(DEVICE_TYPE_KINDS)))
 
 
 class AssignRequest(StrictModel):
@@ -98,6 +105,9 @@ class AssignRequest(StrictModel):
     name: str | None = Field(default=None, max_length=200)
     assigned_patient_id: str = Field(alias="assignedPatientId", min_length=1, max_length=200)
     valid_from: dt.datetime | None = Field(default=None, alias="from")
+
+    _known_provider = field_validator("device_provider")(lambda value: _one_of(value, PROVIDERS))
+    _known_type = field_validator("device_type")(lambda value: _one_of(value, tuple(DEVICE_TYPE_KINDS)))
 
     @field_validator("valid_from")
     @classmethod
@@ -215,7 +225,7 @@ class DeviceRegistry:
             parameters=parameters,
             enable_cross_partition_query=True,
             max_item_count=page_size,
-        ).by_page(continuation)
+        ).by_page(_decode_continuation(continuation) if continuation else None)
         try:
             page = list(next(pages))
         except StopIteration:
@@ -224,7 +234,8 @@ class DeviceRegistry:
             if exc.status_code == 400:
                 raise BadRequest("continuationToken is not valid") from None
             raise
-        return page, getattr(pages, "continuation_token", None)
+        token = getattr(pages, "continuation_token", None)
+        return page, base64.urlsafe_b64encode(token.encode()).decode() if token else None
 
     def _update(self, device_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         """Read, change, conditional replace; again on a concurrent change. ``change`` returns

@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared import cli
@@ -17,11 +18,11 @@ from shared.api import consents as consents_api
 from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
-from shared.api.context import AppContext
+from shared.api.context import AppContext, reset_context
 from shared.devices import registry_id
 from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_issuer
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import FIXTURES, MEDISANTE_KEY, drive_queue, http_request, put_patient, search
+from tests.conftest import FIXTURES, MEDISANTE_KEY, REPO, drive_queue, http_request, put_patient, search
 
 FIXTURE_DEVICES = {  # fixture file → (IMEI, device type)
     "blood-pressure": ("358000000000047", "blood-pressure-monitor"),
@@ -329,14 +330,35 @@ def forged_token(**overrides: Any) -> str:
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "not-a-published-key"})
 
 
+def issuer_signed_token(**overrides: Any) -> str:
+    """Signed with the local issuer's own published key, with the given claims changed."""
+    key = serialization.load_pem_private_key((REPO / "local" / ".data" / "oidc" / "signing-key.pem").read_bytes(), None)
+    kid = jwt.PyJWKClient(f"{local_issuer()}/discovery/v2.0/keys").get_signing_keys()[0].key_id
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {
+        "iss": local_issuer(),
+        "aud": LOCAL_ADMIN_AUDIENCE,
+        "sub": "iomt-admin-local",
+        "exp": now + 600,
+        "roles": ["IoMT.Admin"],
+        **overrides,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("handler", "method", "route"), ADMIN_ENDPOINTS, ids=lambda v: getattr(v, "__name__", ""))
 def test_admin_endpoints_refuse_missing_invalid_and_role_less_tokens(
     handler, method: str, route: dict[str, str], no_role_token: str
 ):
+    now = int(dt.datetime.now(dt.UTC).timestamp())
     cases = {
         None: 401,
         "not-a-jwt": 401,
-        forged_token(): 401,
+        forged_token(): 401,  # signed by a key the issuer does not publish (e.g. rotated out)
+        issuer_signed_token(exp=now - 3600): 401,  # expired
+        issuer_signed_token(aud="api://another-app"): 401,
+        issuer_signed_token(iss="https://login.example.org/other-tenant/v2.0"): 401,
+        issuer_signed_token(roles=["Something.Else"]): 403,
         no_role_token: 403,
     }
     for token, expected in cases.items():
@@ -345,23 +367,100 @@ def test_admin_endpoints_refuse_missing_invalid_and_role_less_tokens(
         assert body["error"]["code"] in ("unauthorized", "forbidden")
 
 
-def test_admin_bodies_wrong_type_oversized_or_malformed_are_4xx(stack: AppContext, admin_token: str):
-    good = {"provider": "medisante", "providerDeviceId": "SN-1", "type": "glucometer"}
-    register = devices_api.register_device
-    assert (
-        call(register, "POST", "x", admin_token, json.dumps(good).encode(), headers={"content-type": "text/plain"})[0]
-        == 415
-    )
-    status, error = call(register, "POST", "x", admin_token, b'{"provider": "medisante",')
+BODY_ENDPOINTS = [
+    (devices_api.register_device, {"provider": "medisante", "providerDeviceId": "SN-1", "type": "glucometer"}, "type"),
+    (
+        devices_api.assign_device,
+        {"deviceId": "1", "deviceProvider": "medisante", "deviceType": "scale", "assignedPatientId": "p"},
+        "deviceType",
+    ),
+    (consents_api.grant_consent, {"patientId": "p", "source": "withings", "scopes": ["steps"]}, "source"),
+]
+
+
+@pytest.mark.parametrize(("handler", "good", "field"), BODY_ENDPOINTS, ids=lambda v: getattr(v, "__name__", ""))
+def test_admin_bodies_wrong_type_oversized_or_malformed_are_4xx_never_500(
+    stack: AppContext, admin_token: str, handler, good: dict[str, Any], field: str
+):
+    text = json.dumps(good).encode()
+    assert call(handler, "POST", "x", admin_token, text, headers={"content-type": "text/plain"})[0] == 415
+    assert call(handler, "POST", "x", admin_token, text, headers={"content-type": ""})[0] == 415
+    status, error = call(handler, "POST", "x", admin_token, text[:-5])
     assert status == 400
     assert "malformed JSON" in error["error"]["message"]
-    status, error = call(register, "POST", "x", admin_token, {**good, "type": "toaster"})
+    status, error = call(handler, "POST", "x", admin_token, b"\xff\xfe{}")
     assert status == 400
-    assert error["error"]["details"][0]["field"] == "type"
-    status, error = call(register, "POST", "x", admin_token, {**good, "extra": 1})
+    status, error = call(handler, "POST", "x", admin_token, b"[]")
     assert status == 400
-    huge = json.dumps({**good, "name": "x" * (stack.settings.max_body_bytes + 1)}).encode()
-    assert call(register, "POST", "x", admin_token, huge)[0] == 413
+    status, error = call(handler, "POST", "x", admin_token, {**good, field: "toaster"})
+    assert status == 400
+    assert error["error"]["details"][0]["field"] == field
+    assert "toaster" not in json.dumps(error)  # names the field, never echoes the value
+    assert call(handler, "POST", "x", admin_token, {**good, "extra": 1})[0] == 400
+    assert call(handler, "POST", "x", admin_token, b"")[0] == 400
+    huge = json.dumps({**good, "padding": "x" * (stack.settings.max_body_bytes + 1)}).encode()
+    assert call(handler, "POST", "x", admin_token, huge)[0] == 413
+
+
+def test_list_parameters_are_checked(stack: AppContext, admin_token: str):
     status, error = call(devices_api.list_devices, "GET", "x", admin_token, params={"pageSize": "0"})
     assert status == 400
     assert "pageSize" in error["error"]["message"]
+    assert call(devices_api.list_devices, "GET", "x", admin_token, params={"provider": "fitbit"})[0] == 400
+    status, _ = call(devices_api.list_devices, "GET", "x", admin_token, params={"continuationToken": "garbage"})
+    assert status == 400
+    assert call(consents_api.list_consents, "GET", "x", admin_token, params={"status": "maybe"})[0] == 400
+
+
+def test_parked_readings_past_the_lookback_are_reported_and_not_attributed_automatically(
+    stack: AppContext,
+    store: RawRecordStore,
+    fhir_url: str,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("ATTRIBUTION_LOOKBACK_DAYS", "0")
+    reset_context()
+    try:
+        receipt = deliver(fixture_text("glucose"))
+        process(store)
+        put_patient(fhir_url, "carla")
+        imei, device_type = FIXTURE_DEVICES["glucose"]
+        assert assign(admin_token, imei, device_type, "carla")[0] == 200
+        assert process(store) == 0  # nothing re-driven: past the look-back
+        assert search(fhir_url, "Observation") == []
+        assert cli.main(["parked", "--stale"]) == 0
+        listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(p["receiptId"], p["stale"]) for p in listed] == [(receipt, True)]
+        # Manual handling: replay it by receipt; the assignment now covers it.
+        assert cli.main(["replay", "--from", "archive", "--receipt", receipt]) == 0
+        assert process(store) == 1
+        assert [o["subject"]["reference"] for o in search(fhir_url, "Observation")] == ["Patient/carla"]
+    finally:
+        monkeypatch.undo()
+        reset_context()
+
+
+def test_fhir_standard_payload_is_attributed_by_its_device_identifier(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    from tests.test_parsers import FHIR_BUNDLE
+
+    put_patient(fhir_url, "erik")
+    assert assign(admin_token, "358000000000047", "scale", "erik")[0] == 200
+    response = medisante_api.medisante_webhook(
+        http_request(
+            "POST",
+            "http://localhost/api/health-data/medisante/fhir-json",
+            body=json.dumps(FHIR_BUNDLE).encode(),
+            headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/fhir+json"},
+            route_params={"format": "fhir-json"},
+        )
+    )
+    assert response.status_code == 202
+    process(store)
+    observations = search(fhir_url, "Observation")
+    assert [(o["code"]["coding"][0]["code"], o["subject"]["reference"]) for o in observations] == [
+        ("29463-7", "Patient/erik")
+    ]

@@ -25,7 +25,7 @@ EXPECTED_HTTP = {
     "list_consents": ("consents", ["GET"], "ANONYMOUS"),
     "get_consent": ("consents/{id}", ["GET"], "ANONYMOUS"),
     "revoke_consent": ("consents/{id}/revoke", ["POST"], "ANONYMOUS"),
-    "openapi": ("openapi.json", ["GET"], "ANONYMOUS"),
+    "openapi": ("openapi.json", ["GET"], "FUNCTION"),
 }
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE}
 

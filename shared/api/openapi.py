@@ -282,7 +282,7 @@ def document() -> dict[str, Any]:
         "/api/openapi.json": {
             "get": {
                 "operationId": "openapi",
-                "security": [],
+                "security": [{"functionKey": []}],
                 "responses": {"200": {"description": "this document"}},
             }
         },
@@ -307,7 +307,7 @@ def document() -> dict[str, Any]:
     }
 
 
-@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(document())

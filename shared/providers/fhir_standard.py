@@ -29,6 +29,7 @@ from shared.measurement import (
     RejectedReading,
 )
 from shared.providers.common import load_json, parse_instant
+from shared.providers.medisante import SERIAL_SYSTEM
 
 SOURCE = "medisante"
 _KIND_BY_LOINC: dict[str, Kind] = {
@@ -127,6 +128,9 @@ def _device(resource: dict[str, Any]) -> DeviceIdentity | None:
         for i in resource.get("identifier") or []
         if i.get("value")
     )
+    serial = resource.get("serialNumber")
+    if serial and all(value != serial for _, value in identifiers):  # a clinic may register the serial
+        identifiers += ((SERIAL_SYSTEM, str(serial)),)
     if not identifiers:
         return None
     names = resource.get("deviceName") or []
