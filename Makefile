@@ -33,7 +33,7 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/keyvault_standin.py local/oidc_simulator.py
+	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/keyvault_standin.py local/oidc_simulator.py infra/scripts/write_local_settings.py
 
 check: lint typecheck
 	$(VENV)/bin/pytest
