@@ -23,6 +23,13 @@ param adminRole string = 'IoMT.Admin'
 @description('Comma-separated SHA-256 hex digests of the accepted Medisanté x-api-key values (stored in Key Vault).')
 param medisanteApiKeyHashes string
 
+@secure()
+@description('Withings OAuth client secret (stored in Key Vault); empty until the Withings connector is used.')
+param withingsClientSecret string = ''
+
+@description('Withings OAuth client id; empty until the Withings connector is used.')
+param withingsClientId string = ''
+
 @description('Cosmos DB capacity: serverless (pay per request, nothing at rest) or provisioned.')
 @allowed(['serverless', 'provisioned'])
 param cosmosCapacityMode string = 'serverless'
@@ -129,6 +136,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     medisanteApiKeyHashes: medisanteApiKeyHashes
+    withingsClientSecret: withingsClientSecret
     publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
   }
 }
@@ -173,7 +181,10 @@ module functionApp 'app/function.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     subnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
-    appSettings: {
+    appSettings: union(empty(withingsClientSecret) ? {} : {
+      WITHINGS_CLIENT_ID: withingsClientId
+      WITHINGS_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.withingsSecretName})'
+    }, {
       HUB_ENV: 'azure'
       AZURE_CLIENT_ID: identity.outputs.clientId
       AzureWebJobsStorage__accountName: storage.outputs.name
@@ -187,7 +198,7 @@ module functionApp 'app/function.bicep' = {
       ADMIN_TOKEN_ISSUER: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
       ADMIN_TOKEN_AUDIENCE: adminTokenAudience
       ADMIN_ROLE: adminRole
-    }
+    })
   }
 }
 

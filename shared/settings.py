@@ -54,7 +54,19 @@ class Settings(BaseSettings):
 
     attribution_lookback_days: int = Field(default=7, ge=0, le=365)
 
-    @field_validator("fhir_audience", "azure_client_id", "admin_token_issuer", "admin_token_audience", mode="before")
+    # Withings connector (its OAuth app): the secret is a Key Vault reference in Azure.
+    withings_client_id: str | None = None
+    withings_client_secret: SecretStr | None = None
+
+    @field_validator(
+        "fhir_audience",
+        "azure_client_id",
+        "admin_token_issuer",
+        "admin_token_audience",
+        "withings_client_id",
+        "withings_client_secret",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -48,7 +48,7 @@ COSMOS_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
 def block(text: str, opening: str) -> str:
     """The text between the brace (or bracket) that ends ``opening`` and its match."""
     start = text.index(opening) + len(opening) - 1
-    closing = {"{": "}", "[": "]"}[text[start]]
+    closing = {"{": "}", "[": "]", "(": ")"}[text[start]]
     depth = 0
     for index in range(start, len(text)):
         if text[index] == text[start]:
@@ -72,7 +72,9 @@ def top_level_keys(body: str) -> dict[str, str]:
 
 
 def app_settings() -> dict[str, str]:
-    return top_level_keys(block(MAIN, "appSettings: {"))
+    """Every ``KEY: value`` of the app settings (objects merged with ``union(...)``)."""
+    body = block(MAIN, "appSettings: union(")
+    return dict(re.findall(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+?)\s*$", body, flags=re.M))
 
 
 def host_settings() -> dict[str, str]:
@@ -109,6 +111,7 @@ def test_nothing_the_bicep_sets_is_unknown_to_the_app_or_the_platform():
 def test_secrets_are_key_vault_references_not_values():
     settings = app_settings()
     assert settings["MEDISANTE_API_KEY_HASHES"].startswith("'@Microsoft.KeyVault(VaultName=")
+    assert settings["WITHINGS_CLIENT_SECRET"].startswith("'@Microsoft.KeyVault(VaultName=")
     assert settings["HUB_ENV"] == "'azure'"
     assert "keyVaultAccessIdentityResourceId: identityId" in FUNCTION  # references resolve as the app
 
@@ -163,13 +166,14 @@ def test_no_key_connection_string_or_secret_literal_in_infra(path: Path):
         r"primaryMasterKey",
         r"\.keys\(",
         r"(?i)password\s*:\s*'",
-        r"(?i)secret\s*:\s*'[^']+'",
+        r"(?i)secret\s*:\s*'(?!@Microsoft\.KeyVault\()[^']+'",  # a secret's value only as a Key Vault reference
     ]
     for pattern in forbidden:
         assert not re.search(pattern, text), f"{path.name}: {pattern}"
-    # A @secure() parameter never has a default value.
+    # A @secure() parameter has no default value but the empty string.
     for match in re.finditer(r"@secure\(\)\s*(?:@description\('[^']*'\)\s*)?param (\w+) (\w+)(.*)", text):
-        assert "=" not in match.group(3), f"{path.name}: secure parameter {match.group(1)} has a default"
+        default = match.group(3).strip()
+        assert default in ("", "= ''"), f"{path.name}: secure parameter {match.group(1)} has a default"
 
 
 def test_hardening_flags_are_set():

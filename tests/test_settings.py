@@ -49,3 +49,17 @@ def test_valid_local_settings_load():
     settings = get_settings()
     assert settings.is_local
     assert settings.fhir_scope.endswith("/.default")
+
+
+def test_the_example_local_settings_list_every_setting_and_load():
+    import json
+
+    from shared.settings import Settings
+    from tests.conftest import REPO
+
+    values = json.loads((REPO / "local.settings.json.example").read_text())["Values"]
+    listed = {key.lower() for key in values}
+    for name, field in Settings.model_fields.items():
+        if name == "storage_account_name":  # Azure only: locally the connection string is used
+            continue
+        assert (field.alias or name).lower() in listed, name

@@ -5,9 +5,13 @@ param location string
 param tags object
 @secure()
 param medisanteApiKeyHashes string
+@secure()
+param withingsClientSecret string
 param publicNetworkAccess string
 
 var medisanteSecretName = 'medisante-api-key-hashes'
+var withingsSecretName = 'withings-client-secret'
+var withingsSecret = empty(withingsClientSecret) ? [] : [{ name: withingsSecretName, value: withingsClientSecret }]
 
 module vault 'br/public:avm/res/key-vault/vault:0.13.3' = {
   name: 'key-vault'
@@ -26,13 +30,13 @@ module vault 'br/public:avm/res/key-vault/vault:0.13.3' = {
       bypass: 'AzureServices'
       defaultAction: publicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'
     }
-    secrets: [
+    secrets: concat([
       {
         name: medisanteSecretName
         value: medisanteApiKeyHashes
         contentType: 'comma-separated SHA-256 hex digests'
       }
-    ]
+    ], withingsSecret)
   }
 }
 
@@ -40,3 +44,4 @@ output name string = vault.outputs.name
 output resourceId string = vault.outputs.resourceId
 output uri string = vault.outputs.uri
 output medisanteSecretName string = medisanteSecretName
+output withingsSecretName string = withingsSecretName
