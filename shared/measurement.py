@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, NamedTuple
 
+import msgspec
+
 
 class Kind(StrEnum):
     BLOOD_PRESSURE = "blood-pressure"
@@ -79,10 +81,9 @@ class DeviceIdentity:
         object.__setattr__(self, "key", f"{system}|{value}")
 
 
-# Not frozen: a frozen dataclass's __init__ costs three times as much, and parsers build one
-# per reading in the hot path. Nothing mutates a Measurement after its parser returns it.
-@dataclass(slots=True)
-class Measurement:
+# A msgspec Struct: built three times faster than a dataclass, and parsers build one per
+# reading in the hot path. Nothing mutates a Measurement after its parser returns it.
+class Measurement(msgspec.Struct, kw_only=True, gc=False):
     kind: Kind
     source: str  # "medisante", "healthkit", "withings"
     source_id: str  # the source's own id of this reading, unique within the source

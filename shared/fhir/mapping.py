@@ -46,8 +46,14 @@ def _hashed_id(prefix: str, key: str) -> str:
     return f"{prefix}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}"
 
 
+@functools.lru_cache(maxsize=64)
+def _identifier_prefix(source: str) -> bytes:
+    return f"{reading_identifier_system(source)}|".encode()
+
+
 def observation_id(source: str, source_id: str) -> str:
-    return _hashed_id("obs", f"{reading_identifier_system(source)}|{source_id}")
+    """``obs-`` + sha256("<identifier system>|<source id>")[:40]: the same reading, the same id."""
+    return "obs-" + hashlib.sha256(_identifier_prefix(source) + source_id.encode()).hexdigest()[:40]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,12 +77,15 @@ def _coding(coding: Coding) -> dict[str, str]:
 
 
 def _quantity(quantity: Quantity) -> dict[str, Any]:
-    value = quantity.value
+    value, unit = quantity
     number = int(value) if float(value).is_integer() else value
-    unit = quantity.unit
-    if unit in UCUM_UNITS:
-        return {"value": number, "unit": UNIT_DISPLAY.get(unit, unit), "system": UCUM, "code": unit}
+    display = _UCUM_DISPLAY.get(unit)
+    if display is not None:
+        return {"value": number, "unit": display, "system": UCUM, "code": unit}
     return {"value": number, "unit": unit}
+
+
+_UCUM_DISPLAY = {unit: UNIT_DISPLAY.get(unit, unit) for unit in UCUM_UNITS}
 
 
 @functools.lru_cache(maxsize=1024)

@@ -5,9 +5,13 @@ unknown one is kept under Withings' own code system and reported, never dropped.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from shared import plausibility
 from shared.errors import InvalidPayload
@@ -77,8 +81,50 @@ MEASTYPES: dict[int, MeasType] = {
 }
 
 
+class Measure(msgspec.Struct, gc=False):
+    value: int | float
+    type: int
+    unit: int
+
+
+class MeasureGroup(msgspec.Struct, gc=False):
+    """One ``measuregrps`` entry of a ``getmeas`` answer (fields the hub reads)."""
+
+    grpid: int
+    date: int
+    measures: list[Measure]
+    attrib: int | None = None
+    created: int | None = None
+    modified: int | None = None
+    category: int = 1
+    deviceid: str | None = None
+    model: str | None = None
+
+
+class _GetmeasBody(msgspec.Struct):
+    measuregrps: list[MeasureGroup]
+    timezone: str | None = None
+
+
+class _GetmeasAnswer(msgspec.Struct):
+    status: Literal[0]
+    body: _GetmeasBody
+
+
+# A well-formed getmeas answer is decoded and type-checked in one pass (C); anything else
+# takes the tolerant path, where each group is checked on its own and a bad one is rejected
+# alone with its reason.
+_GETMEAS = msgspec.json.Decoder(_GetmeasAnswer)
+
+
 def parse_text(text: str, *, userid: str | None = None) -> ParseResult:
     """Any supported Withings answer, recognised by its body."""
+    try:
+        answer = _GETMEAS.decode(text)
+    except msgspec.MsgspecError:
+        pass
+    else:
+        return _parse_groups(answer.body.measuregrps, answer.body.timezone)
     document = load_json(text)
     body = _body(document)
     if "measuregrps" in body:
@@ -108,70 +154,69 @@ def device_identity(deviceid: Any, model: Any) -> DeviceIdentity | None:
 
 
 def parse_getmeas(body: dict[str, Any]) -> ParseResult:
+    """A ``getmeas`` body as loosely typed JSON: numbers as strings are accepted; a group that
+    cannot be read is rejected alone, with its reason."""
     groups = body.get("measuregrps")
     if not isinstance(groups, list):
         raise InvalidPayload("body.measuregrps must be an array")
-    zone = zone_info(optional_text(body.get("timezone")))
-    result = ParseResult()
-    devices: dict[tuple[Any, Any], DeviceIdentity | None] = {}
+    typed: list[MeasureGroup | RejectedReading] = []
     for index, group in enumerate(groups):
         try:
-            _parse_group(require_mapping(group, f"measuregrps[{index}]"), zone, devices, result)
-        except InvalidPayload as exc:
+            typed.append(msgspec.convert(group, MeasureGroup, strict=False))
+        except msgspec.ValidationError as exc:
             grpid = group.get("grpid") if isinstance(group, dict) else None
-            result.rejected.append(RejectedReading(str(grpid or f"measuregrps[{index}]"), exc.message))
+            name = str(grpid) if isinstance(grpid, (int, str)) and grpid != "" else f"measuregrps[{index}]"
+            typed.append(RejectedReading(name, f"not a measure group: {exc}"))
+    return _parse_groups(typed, optional_text(body.get("timezone")))
+
+
+def _parse_groups(groups: Sequence[MeasureGroup | RejectedReading], timezone: str | None) -> ParseResult:
+    zone = zone_info(timezone)
+    result = ParseResult()
+    devices: dict[tuple[str | None, str | None], DeviceIdentity | None] = {}
+    for group in groups:
+        if isinstance(group, RejectedReading):
+            result.rejected.append(group)
+            continue
+        try:
+            _parse_group(group, zone, devices, result)
+        except InvalidPayload as exc:
+            result.rejected.append(RejectedReading(str(group.grpid), exc.message))
     result.devices.extend(device for device in devices.values() if device is not None)
     plausibility.drop_implausible(result)
     return result
 
 
 def _parse_group(
-    group: dict[str, Any],
+    group: MeasureGroup,
     zone: ZoneInfo | None,
-    devices: dict[tuple[Any, Any], DeviceIdentity | None],
+    devices: dict[tuple[str | None, str | None], DeviceIdentity | None],
     result: ParseResult,
 ) -> None:
-    grpid = group.get("grpid")
-    if type(grpid) is not int:
-        raise InvalidPayload("grpid is missing or not an integer")
-    if group.get("category", 1) != 1:
+    if group.category != 1:
         raise InvalidPayload("category is not 1 (a goal, not a measurement)")
-    attrib = group.get("attrib")
-    effective = epoch_in_zone(group.get("date"), zone, "date")
-    created = group.get("created")
-    modified = group.get("modified", created)
-    changed = isinstance(modified, int) and isinstance(created, int) and modified > created
+    if not group.measures:
+        raise InvalidPayload("measures must be a non-empty array")
+    grpid, attrib, created = group.grpid, group.attrib, group.created
+    modified = group.modified if group.modified is not None else created
+    effective = epoch_in_zone(group.date, zone, "date")
     issued = epoch_in_zone(modified, zone, "modified") if modified is not None else None
-    device_key = (group.get("deviceid"), group.get("model"))
+    device_key = (group.deviceid, group.model)
     if device_key not in devices:
         devices[device_key] = device_identity(*device_key)
     device = devices[device_key]
-    measures = group.get("measures")
-    if not isinstance(measures, list) or not measures:
-        raise InvalidPayload("measures must be a non-empty array")
     values: dict[int, float] = {}
-    for position, measure in enumerate(measures):
-        if type(measure) is not dict:
-            raise InvalidPayload(f"measures[{position}] is missing or not an object")
-        meastype = measure.get("type")
-        if type(meastype) is not int:
-            raise InvalidPayload(f"measures[{position}].type is not an integer")
-        raw = measure.get("value")
-        if type(raw) is not int:  # field names are built only on the rare, slow path
-            raw = parse_number(raw, f"measures[{position}].value")
-        unit = measure.get("unit")
-        if type(unit) is not int:
-            unit = parse_number(unit, f"measures[{position}].unit")
-        if not -20 <= unit <= 20 or unit != int(unit):
+    for position, measure in enumerate(group.measures):
+        if not -20 <= measure.unit <= 20:
             raise InvalidPayload(f"measures[{position}].unit is not a power of ten")
-        values[meastype] = raw * 10 ** int(unit)
+        if not math.isfinite(measure.value):
+            raise InvalidPayload(f"measures[{position}].value is not a finite number")
+        values[measure.type] = measure.value * 10**measure.unit
 
-    status: Status = "amended" if changed else "final"
+    status: Status = "amended" if modified is not None and created is not None and modified > created else "final"
     manual_entry = attrib in MANUAL_ATTRIBS
     ambiguous_user = attrib in AMBIGUOUS_ATTRIBS
-    annotations: tuple[tuple[str, str | bool | float], ...] = (
-        (("attrib", float(attrib)),) if isinstance(attrib, int) else ()
-    )
+    annotations: tuple[tuple[str, str | bool | float], ...] = (("attrib", float(attrib)),) if attrib is not None else ()
     readings = result.readings
     if SYSTOLIC in values and DIASTOLIC in values:
         components = (
