@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import consents, devices, health, medisante, openapi, pipeline
+from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -12,3 +12,5 @@ app.register_functions(pipeline.bp)
 app.register_functions(devices.bp)
 app.register_functions(consents.bp)
 app.register_functions(openapi.bp)
+app.register_functions(bff.bp)
+app.register_functions(healthkit.bp)

@@ -54,13 +54,17 @@ var deploymentContainerName = 'app-package-${take(resourceToken, 12)}'
 var cosmosDatabaseName = 'iomt-hub'
 
 // Names the app uses; tests/test_infra.py checks them against the code.
-var queueNames = ['raw-ingest', 'raw-ingest-poison']
+var queueNames = ['raw-ingest', 'raw-ingest-poison', 'password-reset-outbox']
 var blobContainerNames = ['raw-payloads', 'rejected-records']
 var cosmosContainers = [
   { name: 'devices', partitionKey: '/id' }
   { name: 'consents', partitionKey: '/patientId' }
   { name: 'consent-audit', partitionKey: '/receiptId' }
   { name: 'parked-readings', partitionKey: '/receiptId' }
+  { name: 'deletion-log', partitionKey: '/receiptId' }
+  { name: 'users', partitionKey: '/id' }
+  { name: 'sessions', partitionKey: '/id' }
+  { name: 'throttle', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -42,7 +42,21 @@ DEFAULT_DIRECTORY: dict[str, Any] = {
         "iomt-admin-local": {"secret": "local-admin-secret", "roles": ["IoMT.Admin"]},
         "iomt-no-role-local": {"secret": "local-no-role-secret", "roles": []},
     },
-    "users": {},
+    "users": {
+        "anna@example.org": {
+            "password": "local-patient-password",
+            "sub": "oidc-user-anna",
+            "name": "Anna Example",
+            "email": "anna@example.org",
+            "preferred_username": "anna@example.org",
+            "patient_id": "anna",
+        },
+        "nopatient@example.org": {
+            "password": "local-patient-password",
+            "sub": "oidc-user-nopatient",
+            "email": "nopatient@example.org",
+        },
+    },
 }
 
 
@@ -53,10 +67,15 @@ class Provider:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.key, self.kid = self._signing_key()
         directory_file = data_dir / "directory.json"
-        if not directory_file.exists():
-            directory_file.write_text(json.dumps(DEFAULT_DIRECTORY, indent=2))
+        directory = json.loads(directory_file.read_text()) if directory_file.exists() else {}
+        for section, defaults in DEFAULT_DIRECTORY.items():  # keep local edits, add what is missing
+            directory.setdefault(section, {})
+            for name, entry in defaults.items():
+                directory[section].setdefault(name, entry)
+        directory_file.write_text(json.dumps(directory, indent=2))
         self.directory_file = directory_file
         self.lock = threading.Lock()
+        self.reset_requests: list[str] = []  # what a mail sender would have been asked to send
 
     def _signing_key(self) -> tuple[rsa.RSAPrivateKey, str]:
         key_file = self.data_dir / "signing-key.pem"
@@ -142,10 +161,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, provider.jwks())
         elif self.path == "/oidc/userinfo":
             self._userinfo()
+        elif self.path == "/password-reset/requests":  # simulator only: what was asked for
+            self._send(200, {"emails": provider.reset_requests})
         else:
             self._error(404, "not_found", "no such endpoint")
 
     def do_POST(self) -> None:
+        if self.path == "/password-reset":
+            self._password_reset()
+            return
         if self.path != "/oauth2/v2.0/token":
             self._error(404, "not_found", "no such endpoint")
             return
@@ -205,6 +229,22 @@ class Handler(BaseHTTPRequestHandler):
         claims = {"aud": self.provider.audience(form.get("scope")), "sub": user["sub"], "scope": "openid profile"}
         token = self.provider.sign(claims)
         self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S})
+
+    def _password_reset(self) -> None:
+        """The provider's self-service reset: always 202, whether or not the email is known."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._error(413, "invalid_request", "request too large")
+            return
+        try:
+            email = json.loads(self.rfile.read(length) or b"{}").get("email")
+        except (ValueError, AttributeError):
+            self._error(400, "invalid_request", "the body must be JSON with an email")
+            return
+        known = any(u.get("email") == email for u in self.provider.directory().get("users", {}).values())
+        if known:
+            self.provider.reset_requests.append(str(email))
+        self._send(202, {"status": "accepted"})
 
     def _userinfo(self) -> None:
         header = self.headers.get("Authorization") or ""

@@ -111,7 +111,8 @@ def _validator(issuer: str, audience: str, role: str) -> BearerTokenValidator:
     return BearerTokenValidator(issuer, audience, role)
 
 
-def admin_validator(settings: Settings) -> BearerTokenValidator:
+def admin_validator(settings: Settings, role: str | None = None) -> BearerTokenValidator:
+    """Entra ID tokens for the hub's app carrying ``role`` (default: the admin role)."""
     if not settings.admin_token_issuer or not settings.admin_token_audience:
         raise ConfigurationError("admin authentication is not configured (ADMIN_TOKEN_ISSUER, ADMIN_TOKEN_AUDIENCE)")
-    return _validator(settings.admin_token_issuer, settings.admin_token_audience, settings.admin_role)
+    return _validator(settings.admin_token_issuer, settings.admin_token_audience, role or settings.admin_role)

@@ -79,6 +79,23 @@ def _parked(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_user(args: argparse.Namespace) -> int:
+    """A user of the built-in directory. The password is read from stdin (never an argument:
+    arguments end up in shell histories and process lists)."""
+    import getpass
+
+    from shared.api.context import get_context
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    context = get_context()
+    patient_id = context.patients.resolve(args.patient)
+    user = context.directory.create_user(
+        args.username, password, email=args.email, name=args.name, patient_id=patient_id
+    )
+    print(json.dumps({"username": user["id"], "sub": user["sub"], "patientId": user["patientId"]}))
+    return 0
+
+
 def _admin_token(_: argparse.Namespace) -> int:
     """A local admin access token from the OIDC simulator (local stack only)."""
     import requests
@@ -117,7 +134,7 @@ def _bootstrap(_: argparse.Namespace) -> int:
     from shared.clients.cosmos import ensure_containers
 
     context = get_context()
-    context.raw_store.ensure_exists()
+    context.ensure_storage()
     ensure_containers(context.settings)
     print("queues, blob containers and Cosmos containers are in place")
     return 0
@@ -148,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     parked = commands.add_parser("parked", help="list readings parked for want of a device assignment")
     parked.add_argument("--stale", action="store_true", help="only those past the look-back (manual handling)")
     parked.set_defaults(handler=_parked)
+
+    create_user = commands.add_parser("create-user", help="add a user to the built-in directory (password on stdin)")
+    create_user.add_argument("--username", required=True)
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--name", required=True)
+    create_user.add_argument("--patient", required=True, help="Patient id or system|value identifier in FHIR")
+    create_user.set_defaults(handler=_create_user)
 
     admin_token = commands.add_parser("admin-token", help="print an admin access token (local stack only)")
     admin_token.set_defaults(handler=_admin_token)

@@ -54,6 +54,27 @@ class Settings(BaseSettings):
 
     attribution_lookback_days: int = Field(default=7, ge=0, le=365)
 
+    # Mobile BFF: who the app's users are, their sessions, and the limits on what they send.
+    identity_provider: Literal["directory", "oidc"] = Field(
+        default="directory", description="built-in user directory (Cosmos DB) or an OIDC provider"
+    )
+    oidc_token_url: str | None = None
+    oidc_userinfo_url: str | None = None
+    oidc_password_reset_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_patient_claim: str = "patient_id"
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+    bff_max_samples: int = Field(default=1000, ge=1, le=100_000)
+    bff_allowed_origins: str = Field(default="", description="comma-separated web origins allowed to call the BFF")
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    reset_max_requests_per_hour: int = Field(default=3, ge=1)
+    throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    password_reset_token_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    ingest_role: str = Field(default="IoMT.Ingest", min_length=1, description="app role of a BFF hosted elsewhere")
+
     # Withings connector (its OAuth app): the secret is a Key Vault reference in Azure.
     withings_client_id: str | None = None
     withings_client_secret: SecretStr | None = None
@@ -65,6 +86,11 @@ class Settings(BaseSettings):
         "admin_token_audience",
         "withings_client_id",
         "withings_client_secret",
+        "oidc_token_url",
+        "oidc_userinfo_url",
+        "oidc_password_reset_url",
+        "oidc_client_id",
+        "oidc_client_secret",
         mode="before",
     )
     @classmethod
@@ -77,6 +103,12 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _oidc_configured(self) -> Settings:
+        if self.identity_provider == "oidc" and not (self.oidc_token_url and self.oidc_userinfo_url):
+            raise ValueError("IDENTITY_PROVIDER=oidc needs OIDC_TOKEN_URL and OIDC_USERINFO_URL")
+        return self
 
     @model_validator(mode="after")
     def _storage_configured(self) -> Settings:

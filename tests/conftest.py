@@ -39,7 +39,7 @@ def local_environment() -> Iterator[None]:
     saved = dict(os.environ)
     os.environ.update(local_settings())
     reset_context()
-    get_context().raw_store.ensure_exists()
+    get_context().ensure_storage()
     ensure_containers(get_context().settings)
     yield
     os.environ.clear()

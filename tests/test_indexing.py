@@ -26,6 +26,13 @@ EXPECTED_HTTP = {
     "get_consent": ("consents/{id}", ["GET"], "ANONYMOUS"),
     "revoke_consent": ("consents/{id}/revoke", ["POST"], "ANONYMOUS"),
     "openapi": ("openapi.json", ["GET"], "FUNCTION"),
+    "login": ("oauth/token", ["POST"], "ANONYMOUS"),
+    "profile": ("profile", ["GET"], "ANONYMOUS"),
+    "reset_password": ("reset-password", ["POST"], "ANONYMOUS"),
+    "confirm_password_reset": ("reset-password/confirm", ["POST"], "ANONYMOUS"),
+    "logout": ("logout", ["POST"], "ANONYMOUS"),
+    "upload_health_data": ("health-data/{format}", ["POST"], "ANONYMOUS"),
+    "healthkit_ingest": ("health-data/healthkit/{format}", ["POST"], "ANONYMOUS"),
 }
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE}
 

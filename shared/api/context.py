@@ -3,19 +3,29 @@ a bad setting surfaces as one clear error at first use, never at function indexi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import DatabaseProxy
 from azure.keyvault.secrets import SecretClient
+from azure.storage.queue import QueueClient
 
+from shared.bff.identity import USERS_CONTAINER, DirectoryIdentityProvider, IdentityProvider, OidcIdentityProvider
+from shared.bff.sessions import SESSIONS_CONTAINER, SessionStore
+from shared.bff.throttle import THROTTLE_CONTAINER, Throttle
+from shared.bff.uploads import HealthKitIngestion
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
+from shared.clients.names import RESET_OUTBOX_QUEUE
+from shared.clients.storage import queue_client
 from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentStore
 from shared.devices import DEVICES_CONTAINER, DeviceRegistry
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
+from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
 from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
 from shared.pipeline.store import RawRecordStore
@@ -65,6 +75,59 @@ class AppContext:
         return PatientDirectory(self.fhir)
 
     @cached_property
+    def deletions(self) -> Deletions:
+        return Deletions(self.fhir, self.cosmos.get_container_client(DELETION_LOG_CONTAINER))
+
+    @cached_property
+    def reset_outbox(self) -> QueueClient:
+        return queue_client(self.settings, RESET_OUTBOX_QUEUE)
+
+    def ensure_storage(self) -> None:
+        """Queues and blob containers (local stack; infra/ declares them in Azure)."""
+        self.raw_store.ensure_exists()
+        with contextlib.suppress(ResourceExistsError):
+            self.reset_outbox.create_queue()
+
+    @cached_property
+    def directory(self) -> DirectoryIdentityProvider:
+        lifetime = dt.timedelta(minutes=self.settings.password_reset_token_minutes)
+        return DirectoryIdentityProvider(self.cosmos.get_container_client(USERS_CONTAINER), self.reset_outbox, lifetime)
+
+    @cached_property
+    def identity(self) -> IdentityProvider:
+        settings = self.settings
+        if settings.identity_provider == "oidc":
+            assert settings.oidc_token_url  # checked by Settings
+            assert settings.oidc_userinfo_url
+            secret = settings.oidc_client_secret
+            return OidcIdentityProvider(
+                settings.oidc_token_url,
+                settings.oidc_userinfo_url,
+                reset_url=settings.oidc_password_reset_url,
+                client_id=settings.oidc_client_id,
+                client_secret=secret.get_secret_value() if secret else None,
+                patient_claim=settings.oidc_patient_claim,
+            )
+        return self.directory
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        return SessionStore(
+            self.cosmos.get_container_client(SESSIONS_CONTAINER),
+            idle=dt.timedelta(minutes=self.settings.session_idle_minutes),
+            absolute=dt.timedelta(hours=self.settings.session_absolute_hours),
+        )
+
+    @cached_property
+    def throttle(self) -> Throttle:
+        window = dt.timedelta(minutes=self.settings.throttle_window_minutes)
+        return Throttle(self.cosmos.get_container_client(THROTTLE_CONTAINER), window)
+
+    @cached_property
+    def healthkit_ingestion(self) -> HealthKitIngestion:
+        return HealthKitIngestion(self.raw_store, self.devices, self.consents, self.settings.bff_max_samples)
+
+    @cached_property
     def worker(self) -> RawRecordWorker:
         processor = ReadingProcessor(
             fhir=self.fhir,
@@ -73,6 +136,7 @@ class AppContext:
             consents=self.consents,
             audit=self.consent_audit,
             parked=self.parked,
+            deletions=self.deletions,
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(

@@ -10,6 +10,7 @@ import logging
 
 import azure.functions as func
 
+from shared.api.bff import current_session, session_id
 from shared.api.context import AppContext, get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
 from shared.auth import Principal, admin_validator
@@ -63,28 +64,45 @@ def get_device(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="devices/assign", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def assign_device(req: func.HttpRequest) -> func.HttpResponse:
+    """Two callers: a clinic back office (admin bearer token) or the patient's app (session
+    cookie; the patient is forced to the session's, and consent comes from the app's uploads)."""
     context = get_context()
-    principal = admin(context, req)
+    if req.headers.get("authorization") or not session_id(req):
+        principal = admin(context, req)
+        request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
+        return json_response(public_view(assign(context, request, principal.subject)))
+    session = current_session(context, req)
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
-    device = assign(context, request, principal.subject)
+    request = request.model_copy(update={"assigned_patient_id": session.profile.patient_id, "valid_from": None})
+    device = assign(context, request, session.profile.sub, clinic_attests=False, patient_checked=True)
     return json_response(public_view(device))
 
 
-def assign(context: AppContext, request: AssignRequest, recorded_by: str) -> dict[str, object]:
+def assign(
+    context: AppContext,
+    request: AssignRequest,
+    recorded_by: str,
+    *,
+    clinic_attests: bool = True,
+    patient_checked: bool = False,
+) -> dict[str, object]:
     """Registers the device if unknown, opens the assignment, records the clinic's consent for
-    the device's kinds, and re-drives the parked readings the assignment now covers. Shared
-    with the mobile BFF (which forces the patient to the session's)."""
-    patient_id = context.patients.resolve(request.assigned_patient_id)
+    the device's kinds (``clinic_attests``), and re-drives the parked readings the assignment
+    now covers."""
+    patient_id = request.assigned_patient_id
+    if not patient_checked:
+        patient_id = context.patients.resolve(patient_id)
     registration = request.registration()
     context.devices.register(registration)
     device_id = registry_id(registration.provider, registration.provider_device_id)
     device = context.devices.assign(device_id, patient_id, request.valid_from)
-    scopes = [kind.value for kind in DEVICE_TYPE_KINDS[registration.type]]
-    context.consents.grant(
-        ConsentGrant(patientId=patient_id, source=registration.provider, scopes=scopes, attestation="clinic"),
-        recorded_by,
-        merge=True,
-    )
+    if clinic_attests:
+        scopes = [kind.value for kind in DEVICE_TYPE_KINDS[registration.type]]
+        context.consents.grant(
+            ConsentGrant(patientId=patient_id, source=registration.provider, scopes=scopes, attestation="clinic"),
+            recorded_by,
+            merge=True,
+        )
     waiting = context.parked.waiting_for(device)
     if waiting:
         replay_archived(context.raw_store, waiting)

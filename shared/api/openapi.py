@@ -9,6 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.api.bff import LoginRequest, ResetConfirmation, ResetRequest
 from shared.api.http import endpoint, json_response
 from shared.consent import SCOPES, ConsentGrant
 from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRegistration
@@ -16,6 +17,7 @@ from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRe
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 ADMIN: list[dict[str, list[str]]] = [{"entraBearer": []}]
+SESSION: list[dict[str, list[str]]] = [{"sessionCookie": []}]
 _JSON = "application/json"
 
 
@@ -40,6 +42,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         413: "body larger than the limit",
         415: "unsupported content type",
         422: "the patient does not exist in the FHIR server",
+        429: "too many attempts; retry after the Retry-After header's seconds",
         503: "a dependency is unavailable; retry later",
     }
     return {str(status): _answer(texts[status], "Error") for status in statuses}
@@ -149,6 +152,51 @@ def document() -> dict[str, Any]:
             "properties": {"status": {"const": "accepted"}, "receiptId": {"type": "string"}},
         },
         "Health": {"type": "object", "required": ["status", "dependencies"]},
+        "LoginRequest": _model_schema(LoginRequest),
+        "ResetRequest": _model_schema(ResetRequest),
+        "ResetConfirmation": _model_schema(ResetConfirmation),
+        "LoginAnswer": {
+            "type": "object",
+            "required": ["status", "expiresAt"],
+            "properties": {"status": {"const": "authenticated"}, "expiresAt": _INSTANT},
+        },
+        "Profile": {
+            "type": "object",
+            "required": ["sub", "patient_id"],
+            "properties": {
+                "sub": {"type": "string"},
+                "patient_id": {"type": "string"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "preferred_username": {"type": "string"},
+            },
+        },
+        "HealthKitUpload": {
+            "type": "object",
+            "properties": {
+                "permissions": {"type": "array", "items": {"type": "string"}, "description": "granted HealthKit types"},
+                "samples": {"type": "array", "items": {"type": "object", "required": ["uuid", "type"]}},
+                "deleted": {"type": "array", "items": {"type": "object", "required": ["uuid"]}},
+            },
+        },
+        "UploadAnswer": {
+            "type": "object",
+            "required": ["status", "receiptId", "accepted", "deleted", "rejected"],
+            "properties": {
+                "status": {"const": "accepted"},
+                "receiptId": {"type": "string"},
+                "accepted": {"type": "integer"},
+                "deleted": {"type": "integer"},
+                "rejected": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["uuid", "reason"],
+                        "properties": {"uuid": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                },
+            },
+        },
         "Error": _ERROR,
     }
     admin_errors = (401, 403)
@@ -191,9 +239,10 @@ def document() -> dict[str, Any]:
             "post": {
                 "operationId": "assignDevice",
                 "summary": "Register the device if unknown and assign it to a patient from `from` (default now)",
-                "description": "Also records the clinic's consent for the kinds the device type measures, and "
-                "re-drives parked readings the assignment covers.",
-                "security": ADMIN,
+                "description": "With an admin token: also records the clinic's consent for the kinds the device type "
+                "measures, and re-drives parked readings the assignment covers. With the app's session cookie: the "
+                "patient is the session's (assignedPatientId and from are ignored), no clinic consent is recorded.",
+                "security": [*ADMIN, *SESSION],
                 "requestBody": _body("AssignRequest"),
                 "responses": {
                     "200": _answer("assigned", "Device"),
@@ -272,6 +321,88 @@ def document() -> dict[str, Any]:
                 "responses": {"202": _answer("accepted", "Accepted"), **_errors(400, 401, 413, 415)},
             }
         },
+        "/api/oauth/token": {
+            "post": {
+                "operationId": "login",
+                "summary": "Log in; the session comes back as an HttpOnly cookie, never as a token in the body",
+                "security": [],
+                "requestBody": _body("LoginRequest"),
+                "responses": {
+                    "200": {
+                        "description": "logged in; Set-Cookie: sid=...; HttpOnly; Secure; SameSite=Strict; Path=/",
+                        "headers": {"Set-Cookie": {"schema": {"type": "string"}}},
+                        "content": {_JSON: {"schema": _ref("LoginAnswer")}},
+                    },
+                    **_errors(400, 401, 403, 413, 415, 429),
+                },
+            }
+        },
+        "/api/profile": {
+            "get": {
+                "operationId": "profile",
+                "summary": "The logged-in user's profile (OIDC UserInfo claims + patient_id)",
+                "security": SESSION,
+                "responses": {"200": _answer("the profile", "Profile"), **_errors(401, 403)},
+            }
+        },
+        "/api/reset-password": {
+            "post": {
+                "operationId": "resetPassword",
+                "summary": "Start a password reset; always 204, whether or not the email is known",
+                "security": [],
+                "requestBody": _body("ResetRequest"),
+                "responses": {"204": _answer("done (or nothing to do)"), **_errors(400, 403, 413, 415, 429)},
+            }
+        },
+        "/api/reset-password/confirm": {
+            "post": {
+                "operationId": "confirmPasswordReset",
+                "summary": "Set a new password with the single-use token mailed by the built-in directory",
+                "security": [],
+                "requestBody": _body("ResetConfirmation"),
+                "responses": {"204": _answer("password changed"), **_errors(400, 403, 404, 413, 415)},
+            }
+        },
+        "/api/logout": {
+            "post": {
+                "operationId": "logout",
+                "security": SESSION,
+                "responses": {"204": _answer("session ended; the cookie is cleared"), **_errors(403)},
+            }
+        },
+        "/api/health-data/{format}": {
+            "post": {
+                "operationId": "uploadHealthData",
+                "summary": "Upload HealthKit samples and deletions (partial acceptance)",
+                "security": SESSION,
+                "parameters": [
+                    {"name": "format", "in": "path", "required": True, "schema": {"enum": ["healthkit-json"]}}
+                ],
+                "requestBody": _body("HealthKitUpload"),
+                "responses": {
+                    "202": _answer("accepted (rejected samples listed with their reasons)", "UploadAnswer"),
+                    "422": _answer("no sample accepted", "Error"),
+                    **_errors(400, 401, 403, 413, 415),
+                },
+            }
+        },
+        "/api/health-data/healthkit/{format}": {
+            "post": {
+                "operationId": "ingestHealthKit",
+                "summary": "Device Manager HealthKit ingestion for a BFF hosted elsewhere (patient in x-patient-id)",
+                "security": [{"entraBearer": []}],
+                "parameters": [
+                    {"name": "format", "in": "path", "required": True, "schema": {"enum": ["healthkit-json"]}},
+                    {"name": "x-patient-id", "in": "header", "required": True, "schema": {"type": "string"}},
+                ],
+                "requestBody": _body("HealthKitUpload"),
+                "responses": {
+                    "202": _answer("accepted (rejected samples listed with their reasons)", "UploadAnswer"),
+                    "422": _answer("unknown patient, or no sample accepted", "Error"),
+                    **_errors(400, 401, 403, 413, 415),
+                },
+            }
+        },
         "/api/health": {
             "get": {
                 "operationId": "health",
@@ -302,6 +433,7 @@ def document() -> dict[str, Any]:
                 "entraBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "medisanteApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
             },
         },
     }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
+import contextlib
+
+from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionKey
+from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.identity import credential_for
 from shared.settings import Settings
@@ -13,6 +16,10 @@ COSMOS_CONTAINERS: dict[str, str] = {
     "consents": "/patientId",
     "consent-audit": "/receiptId",
     "parked-readings": "/receiptId",
+    "deletion-log": "/receiptId",
+    "users": "/id",
+    "sessions": "/id",
+    "throttle": "/id",
 }
 
 
@@ -50,3 +57,9 @@ def filtered_query(filters: dict[str, str | None]) -> tuple[str, list[dict[str, 
             parameters.append({"name": f"@{name}", "value": value})
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return f"SELECT * FROM c{where} ORDER BY c.id", parameters  # noqa: S608 - see the docstring
+
+
+def delete_if_present(container: ContainerProxy, item_id: str, partition_key: str) -> None:
+    """Deletes an item; one that is already gone is fine (deletes are retried and repeated)."""
+    with contextlib.suppress(cosmos_errors.CosmosResourceNotFoundError):
+        container.delete_item(item_id, partition_key=partition_key)

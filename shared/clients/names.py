@@ -6,6 +6,9 @@ RAW_QUEUE = "raw-ingest"
 RAW_POISON_QUEUE = f"{RAW_QUEUE}-poison"
 RAW_CONTAINER = "raw-payloads"
 REJECTED_CONTAINER = "rejected-records"
+# Password reset messages for the mail sender (built-in directory): the only place a reset
+# token exists in clear, never logged.
+RESET_OUTBOX_QUEUE = "password-reset-outbox"
 
-QUEUES = (RAW_QUEUE, RAW_POISON_QUEUE)
+QUEUES = (RAW_QUEUE, RAW_POISON_QUEUE, RESET_OUTBOX_QUEUE)
 BLOB_CONTAINERS = (RAW_CONTAINER, REJECTED_CONTAINER)

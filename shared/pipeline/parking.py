@@ -5,7 +5,6 @@ and which period it is waiting for. An assignment covering that period re-drives
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
+from shared.clients.cosmos import delete_if_present
 from shared.devices import Assignment, assignments_of, instant_text, registry_id, utc_now
 from shared.measurement import Measurement
 
@@ -57,8 +57,7 @@ class ParkedReadings:
 
     def release(self, receipt_id: str) -> None:
         """The record's readings are all attributed now."""
-        with contextlib.suppress(cosmos_errors.CosmosResourceNotFoundError):
-            self.container.delete_item(receipt_id, partition_key=receipt_id)
+        delete_if_present(self.container, receipt_id, receipt_id)
 
     def all(self) -> Iterator[dict[str, Any]]:
         for item in self.container.query_items("SELECT * FROM c ORDER BY c.id", enable_cross_partition_query=True):

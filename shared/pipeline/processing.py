@@ -19,6 +19,7 @@ from shared.errors import InvalidPayload
 from shared.fhir.client import FhirClient
 from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement
+from shared.pipeline.deletions import Deletions
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.store import RawRecordStore
@@ -38,6 +39,7 @@ class ReadingProcessor:
     consents: ConsentStore
     audit: ConsentAudit
     parked: ParkedReadings
+    deletions: Deletions
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         options: dict[str, Any] = {}
@@ -70,6 +72,12 @@ class ReadingProcessor:
             self.parked.release(envelope.receipt_id)
         if withheld:
             self.audit.record(envelope.receipt_id, envelope.source, withheld)
+        deleted = 0
+        if parsed.deleted_source_ids:
+            logged = self.deletions.apply(
+                envelope.receipt_id, envelope.source, parsed.deleted_source_ids, attribution.fixed_patient
+            )
+            deleted = len(logged["markedEnteredInError"])
 
         problems: list[dict[str, str]] = [{"sourceId": r.source_id, "reason": r.reason} for r in parsed.rejected]
         if parsed.unknown_types and not parsed.readings:
@@ -90,6 +98,7 @@ class ReadingProcessor:
                 "readings": len(parsed.readings),
                 "parked": len(unattributed),
                 "withheldByConsent": len(withheld),
+                "markedEnteredInError": deleted,
                 "notWritten": len(problems),
             },
         )

@@ -115,7 +115,7 @@ def parse_upload(document: Any) -> ParseResult:
     result = ParseResult()
     devices: dict[str, DeviceIdentity] = {}
     for index, sample in enumerate(samples):
-        uuid = _uuid_of(sample)
+        uuid = uuid_of(sample)
         try:
             measurement = _parse_sample(sample, uuid)
         except InvalidPayload as exc:
@@ -132,7 +132,7 @@ def parse_upload(document: Any) -> ParseResult:
             devices.setdefault(measurement.device.key, measurement.device)
     result.devices.extend(devices.values())
     for index, item in enumerate(deleted):
-        deleted_uuid = _uuid_of(item) if isinstance(item, dict) else _uuid_of({"uuid": item})
+        deleted_uuid = uuid_of(item) if isinstance(item, dict) else uuid_of({"uuid": item})
         if deleted_uuid is None:
             result.rejected.append(RejectedReading(f"deleted[{index}]", "deleted entry has no valid uuid"))
         else:
@@ -147,14 +147,14 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _uuid_of(sample: Any) -> str | None:
+def uuid_of(sample: Any) -> str | None:
     if isinstance(sample, dict) and isinstance(sample.get("uuid"), str) and _UUID.match(sample["uuid"]):
         return str(sample["uuid"]).upper()
     return None
 
 
 def parse_sample(sample: Any) -> Measurement:
-    return _parse_sample(sample, _uuid_of(sample))
+    return _parse_sample(sample, uuid_of(sample))
 
 
 def _parse_sample(sample: Any, uuid: str | None) -> Measurement:

@@ -1,0 +1,180 @@
+"""The mobile app's backend-for-frontend: login, profile, password reset, logout and HealthKit
+uploads. The app holds only an opaque ``sid`` cookie (HttpOnly, Secure, SameSite=Strict);
+tokens never reach it.
+
+CSRF: the cookie is SameSite=Strict, state-changing calls take ``application/json`` bodies
+(which an HTML form cannot send cross-site without a CORS preflight, and none is allowed), and a
+request carrying an ``Origin`` not in ``BFF_ALLOWED_ORIGINS`` is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from http.cookies import CookieError, SimpleCookie
+
+import azure.functions as func
+from pydantic import Field
+
+from shared.api.context import AppContext, get_context
+from shared.api.http import decode_utf8, endpoint, json_response, read_body, read_json_model, require_media_type
+from shared.bff.identity import DirectoryIdentityProvider
+from shared.bff.sessions import COOKIE_NAME, Session
+from shared.bff.uploads import FORMAT
+from shared.devices import StrictModel
+from shared.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.providers.common import load_json
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+ANONYMOUS = func.AuthLevel.ANONYMOUS  # authenticated in code: the session cookie
+SUPPORTED_UPLOAD_FORMATS = (FORMAT,)
+
+
+class LoginRequest(StrictModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class ResetRequest(StrictModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class ResetConfirmation(StrictModel):
+    token: str = Field(min_length=10, max_length=200)
+    new_password: str = Field(alias="newPassword", min_length=1, max_length=1000)
+
+
+def client_address(req: func.HttpRequest) -> str:
+    """The caller's address as the Azure front end reports it (first X-Forwarded-For hop)."""
+    forwarded = req.headers.get("x-forwarded-for") or ""
+    first = forwarded.split(",", 1)[0].strip()
+    return first.rsplit(":", 1)[0] if first.count(":") == 1 else (first or "unknown")
+
+
+def require_allowed_origin(context: AppContext, req: func.HttpRequest) -> None:
+    origin = req.headers.get("origin")
+    if origin is None:
+        return  # native apps send none
+    allowed = {o.strip() for o in context.settings.bff_allowed_origins.split(",") if o.strip()}
+    if origin not in allowed:
+        raise Forbidden("requests from this origin are not accepted")
+
+
+def session_id(req: func.HttpRequest) -> str | None:
+    header = req.headers.get("cookie")
+    if not header:
+        return None
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return None
+    morsel = cookies.get(COOKIE_NAME)
+    return morsel.value if morsel is not None else None
+
+
+def current_session(context: AppContext, req: func.HttpRequest) -> Session:
+    require_allowed_origin(context, req)
+    return context.sessions.resolve(session_id(req))
+
+
+def _cookie(value: str, max_age: int) -> str:
+    return f"{COOKIE_NAME}={value}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}"
+
+
+@bp.route(route="oauth/token", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def login(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    settings = context.settings
+    require_allowed_origin(context, req)
+    credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
+    address = client_address(req)
+    throttle = context.throttle
+    message = "too many failed logins; try again later"
+    throttle.check("login-account", credentials.username, settings.login_max_failures_per_account, message)
+    throttle.check("login-address", address, settings.login_max_failures_per_address, message)
+    try:
+        profile = context.identity.authenticate(credentials.username, credentials.password)
+    except Unauthorized:
+        throttle.hit("login-account", credentials.username)
+        throttle.hit("login-address", address)
+        raise
+    throttle.clear("login-account", credentials.username)
+    sid, session = context.sessions.create(profile)
+    max_age = int((session.absolute_expiry - dt.datetime.now(dt.UTC)).total_seconds())
+    return json_response(
+        {"status": "authenticated", "expiresAt": session.absolute_expiry.isoformat()},
+        headers={"Set-Cookie": _cookie(sid, max_age), "Cache-Control": "no-store"},
+    )
+
+
+@bp.route(route="profile", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def profile(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    session = current_session(context, req)
+    return json_response(session.profile.userinfo(), headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="reset-password", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def reset_password(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    settings = context.settings
+    require_allowed_origin(context, req)
+    request = read_json_model(req, ResetRequest, settings.max_body_bytes)
+    address = client_address(req)
+    limit = settings.reset_max_requests_per_hour
+    message = "too many password reset requests; try again later"
+    context.throttle.check("reset-email", request.email, limit, message)
+    context.throttle.check("reset-address", address, limit * 10, message)
+    context.throttle.hit("reset-email", request.email)
+    context.throttle.hit("reset-address", address)
+    context.identity.request_password_reset(request.email)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="reset-password/confirm", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def confirm_password_reset(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    require_allowed_origin(context, req)
+    identity = context.identity
+    if not isinstance(identity, DirectoryIdentityProvider):
+        raise NotFound("password resets are completed at the identity provider")
+    request = read_json_model(req, ResetConfirmation, context.settings.max_body_bytes)
+    identity.confirm_password_reset(request.token, request.new_password)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="logout", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def logout(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    require_allowed_origin(context, req)
+    sid = session_id(req)
+    if sid:
+        context.sessions.end(sid)
+    return func.HttpResponse(status_code=204, headers={"Set-Cookie": _cookie("", 0)})
+
+
+@bp.route(route="health-data/{format}", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def upload_health_data(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    session = current_session(context, req)
+    return ingest_healthkit(context, req, session.profile.patient_id, session.profile.sub)
+
+
+def ingest_healthkit(
+    context: AppContext, req: func.HttpRequest, patient_id: str, recorded_by: str
+) -> func.HttpResponse:
+    """Shared by the BFF and the Device Manager's service-to-service endpoint."""
+    format_name = req.route_params.get("format", "")
+    if format_name not in SUPPORTED_UPLOAD_FORMATS:
+        raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(SUPPORTED_UPLOAD_FORMATS)}")
+    require_media_type(req, ("application/json",))
+    document = load_json(decode_utf8(read_body(req, context.settings.max_body_bytes)))
+    outcome = context.healthkit_ingestion.ingest(document, patient_id, recorded_by)
+    if outcome.receipt_id is None:
+        raise Unprocessable("no sample of the upload was accepted", details=outcome.rejected)
+    return json_response(outcome.to_json(), status=202)

@@ -1,0 +1,222 @@
+"""Who the app's users are, behind one interface with two implementations: an OpenID Connect
+provider (resource-owner password grant + UserInfo) or the built-in directory (users in
+Cosmos DB, scrypt hashes, reset tokens delivered through an outbox queue)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos import exceptions as cosmos_errors
+from azure.storage.queue import QueueClient
+
+from shared.bff.passwords import MIN_PASSWORD_LENGTH, dummy_hash, hash_password, verify_password
+from shared.devices import instant_text, utc_now
+from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+USERS_CONTAINER = "users"
+WRONG_CREDENTIALS = "invalid username or password"
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    sub: str
+    patient_id: str
+    name: str | None = None
+    email: str | None = None
+    username: str | None = None
+
+    def userinfo(self) -> dict[str, Any]:
+        """OIDC UserInfo claims, plus the patient the user maps to."""
+        claims: dict[str, Any] = {"sub": self.sub, "patient_id": self.patient_id}
+        for key, value in (("name", self.name), ("email", self.email), ("preferred_username", self.username)):
+            if value:
+                claims[key] = value
+        return claims
+
+
+class IdentityProvider(Protocol):
+    def authenticate(self, username: str, password: str) -> UserProfile:
+        """The user's profile; ``Unauthorized`` with one generic message otherwise."""
+
+    def request_password_reset(self, email: str) -> None:
+        """Starts a reset if the email is known; says nothing either way."""
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class DirectoryIdentityProvider:
+    def __init__(
+        self,
+        users: ContainerProxy,
+        outbox: QueueClient,
+        token_lifetime: dt.timedelta,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
+        self.users = users
+        self.outbox = outbox
+        self.token_lifetime = token_lifetime
+        self.clock = clock
+
+    def create_user(self, username: str, password: str, *, email: str, name: str, patient_id: str) -> dict[str, Any]:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        user = {
+            "id": username.strip().lower(),
+            "email": email.strip().lower(),
+            "name": name,
+            "patientId": patient_id,
+            "sub": f"user-{secrets.token_hex(8)}",
+            "passwordHash": hash_password(password),
+            "createdAt": instant_text(self.clock()),
+        }
+        try:
+            created: dict[str, Any] = self.users.create_item(user)
+        except cosmos_errors.CosmosResourceExistsError:
+            raise Conflict(f"a user named {user['id']!r} exists already") from None
+        return created
+
+    def _user(self, username: str) -> dict[str, Any] | None:
+        key = username.strip().lower()
+        if not key:
+            return None
+        try:
+            item: dict[str, Any] = self.users.read_item(key, partition_key=key)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return None
+        return item
+
+    def authenticate(self, username: str, password: str) -> UserProfile:
+        user = self._user(username)
+        valid = verify_password(password, user["passwordHash"] if user else dummy_hash())
+        if user is None or not valid:
+            raise Unauthorized(WRONG_CREDENTIALS)
+        return UserProfile(
+            sub=user["sub"], patient_id=user["patientId"], name=user.get("name"), email=user.get("email"),
+            username=user["id"],
+        )  # fmt: skip
+
+    def request_password_reset(self, email: str) -> None:
+        matches = list(
+            self.users.query_items(
+                "SELECT * FROM c WHERE c.email = @email",
+                parameters=[{"name": "@email", "value": email.strip().lower()}],
+                enable_cross_partition_query=True,
+            )
+        )
+        if len(matches) != 1:
+            return
+        user = matches[0]
+        token = secrets.token_urlsafe(32)
+        expires = self.clock() + self.token_lifetime
+        user["resetTokenHash"] = _digest(token)
+        user["resetExpiresAt"] = instant_text(expires)
+        self.users.replace_item(user["id"], user, etag=user["_etag"], match_condition=MatchConditions.IfNotModified)
+        message = {"email": user["email"], "username": user["id"], "token": token, "expiresAt": instant_text(expires)}
+        self.outbox.send_message(json.dumps(message).encode())
+
+    def confirm_password_reset(self, token: str, new_password: str) -> None:
+        """Single use: the token is gone once the password is set."""
+        if len(new_password) < MIN_PASSWORD_LENGTH:
+            raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        matches = list(
+            self.users.query_items(
+                "SELECT * FROM c WHERE c.resetTokenHash = @hash",
+                parameters=[{"name": "@hash", "value": _digest(token)}],
+                enable_cross_partition_query=True,
+            )
+        )
+        invalid = BadRequest("the reset token is invalid or has expired")
+        if len(matches) != 1:
+            raise invalid
+        user = matches[0]
+        if dt.datetime.fromisoformat(user["resetExpiresAt"]) < self.clock():
+            raise invalid
+        user["passwordHash"] = hash_password(new_password)
+        user.pop("resetTokenHash", None)
+        user.pop("resetExpiresAt", None)
+        try:
+            self.users.replace_item(user["id"], user, etag=user["_etag"], match_condition=MatchConditions.IfNotModified)
+        except cosmos_errors.CosmosAccessConditionFailedError:
+            raise invalid from None  # used concurrently: one use only
+
+
+class OidcIdentityProvider:
+    """Resource-owner password grant at the token endpoint, profile from UserInfo."""
+
+    def __init__(
+        self,
+        token_url: str,
+        userinfo_url: str,
+        *,
+        reset_url: str | None,
+        client_id: str | None,
+        client_secret: str | None,
+        patient_claim: str,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.token_url = token_url
+        self.userinfo_url = userinfo_url
+        self.reset_url = reset_url
+        self.client = (client_id, client_secret or "") if client_id else None
+        self.patient_claim = patient_claim
+        self.timeout_s = timeout_s
+        self.http = requests.Session()
+
+    def _post(self, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self.http.post(url, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as exc:
+            raise DependencyError("the identity provider is unreachable") from exc
+
+    def authenticate(self, username: str, password: str) -> UserProfile:
+        response = self._post(
+            self.token_url,
+            data={"grant_type": "password", "username": username, "password": password, "scope": "openid profile"},
+            auth=self.client,
+        )
+        if response.status_code in (400, 401):  # invalid_grant and friends (RFC 6749 5.2)
+            raise Unauthorized(WRONG_CREDENTIALS)
+        if response.status_code != 200:
+            raise DependencyError(f"the identity provider answered HTTP {response.status_code}")
+        token = response.json().get("access_token")
+        try:
+            info = self.http.get(
+                self.userinfo_url, headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise DependencyError("the identity provider is unreachable") from exc
+        if info.status_code != 200:
+            raise DependencyError(f"the identity provider's UserInfo answered HTTP {info.status_code}")
+        claims = info.json()
+        patient_id = claims.get(self.patient_claim)
+        if not patient_id:
+            raise Forbidden("this account is not linked to a patient")
+        return UserProfile(
+            sub=str(claims["sub"]),
+            patient_id=str(patient_id),
+            name=claims.get("name"),
+            email=claims.get("email"),
+            username=claims.get("preferred_username"),
+        )
+
+    def request_password_reset(self, email: str) -> None:
+        if not self.reset_url:
+            log.warning("password reset requested but OIDC_PASSWORD_RESET_URL is not set")
+            return
+        response = self._post(self.reset_url, json={"email": email})
+        if response.status_code >= 500:
+            raise DependencyError(f"the identity provider's reset call answered HTTP {response.status_code}")

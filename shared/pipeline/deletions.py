@@ -1,0 +1,55 @@
+"""Upstream deletions (HealthKit ``deleted`` UUIDs): the matching Observations are marked
+``entered-in-error`` (FHIR keeps their history). Idempotent; an unknown UUID, or one that is
+not this patient's, is recorded in the deletion log, not treated as an error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from azure.cosmos import ContainerProxy
+
+from shared.devices import instant_text, utc_now
+from shared.fhir.client import FhirClient
+from shared.fhir.mapping import entered_in_error, observation_id
+
+DELETION_LOG_CONTAINER = "deletion-log"
+_SEARCH_CHUNK = 50
+
+
+@dataclass
+class Deletions:
+    fhir: FhirClient
+    log: ContainerProxy
+
+    def apply(self, receipt_id: str, source: str, source_ids: Sequence[str], patient_id: str | None) -> dict[str, Any]:
+        wanted = {observation_id(source, source_id): source_id for source_id in dict.fromkeys(source_ids)}
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(wanted)
+        for start in range(0, len(ids), _SEARCH_CHUNK):
+            chunk = ids[start : start + _SEARCH_CHUNK]
+            for resource in self.fhir.search("Observation", {"_id": ",".join(chunk), "_count": str(len(chunk))}):
+                found[resource["id"]] = resource
+        marked, unknown, updates = [], [], []
+        for resource_id, source_id in wanted.items():
+            current = found.get(resource_id)
+            subject = (current or {}).get("subject", {}).get("reference")
+            if current is None or (patient_id is not None and subject != f"Patient/{patient_id}"):
+                unknown.append(source_id)
+                continue
+            if current.get("status") != "entered-in-error":
+                updates.append(entered_in_error(current))
+            marked.append(source_id)
+        if updates:
+            self.fhir.write(updates)
+        record = {
+            "id": receipt_id,
+            "receiptId": receipt_id,
+            "source": source,
+            "loggedAt": instant_text(utc_now()),
+            "markedEnteredInError": marked,
+            "unknown": unknown,
+        }
+        self.log.upsert_item(record)
+        return record
