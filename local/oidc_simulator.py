@@ -41,6 +41,7 @@ DEFAULT_DIRECTORY: dict[str, Any] = {
     "clients": {
         "iomt-admin-local": {"secret": "local-admin-secret", "roles": ["IoMT.Admin"]},
         "iomt-no-role-local": {"secret": "local-no-role-secret", "roles": []},
+        "iomt-ingest-local": {"secret": "local-ingest-secret", "roles": ["IoMT.Ingest"]},
     },
     "users": {
         "anna@example.org": {

@@ -15,6 +15,7 @@ LOCAL_MEDISANTE_API_KEY = "local-medisante-key"
 # The OIDC simulator's development clients (local/oidc_simulator.py): public, local only.
 LOCAL_ADMIN_CLIENT = ("iomt-admin-local", "local-admin-secret")
 LOCAL_NO_ROLE_CLIENT = ("iomt-no-role-local", "local-no-role-secret")
+LOCAL_INGEST_CLIENT = ("iomt-ingest-local", "local-ingest-secret")
 LOCAL_ADMIN_AUDIENCE = "api://iomt-hub"
 
 
