@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from shared.api import bff as bff_api
 from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import openapi as openapi_api
 from shared.api.context import AppContext
 from tests.conftest import FIXTURES, MEDISANTE_KEY, http_request, put_patient
+from tests.test_bff import UPLOAD, answer, create_user, request
 from tests.test_device_manager import FIXTURE_DEVICES, assign, call
 from tests.test_indexing import _functions
 
@@ -106,3 +108,30 @@ def test_real_answers_validate_against_the_response_schemas(live: AppContext, fh
     accepted = json.loads(response.get_body())
     schema = validator(response_schema("/api/health-data/medisante/{format}", "post", 202))
     assert (response.status_code, list(schema.iter_errors(accepted))) == (202, [])
+
+
+def test_bff_answers_validate_against_the_response_schemas(
+    live: AppContext, fhir_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    put_patient(fhir_url, "anna")
+    create_user(monkeypatch, "anna@example.org", "anna")
+    response = request(
+        bff_api.login, "POST", "x", body={"username": "anna@example.org", "password": "correct horse battery"}
+    )
+    status, body = answer(response)
+    assert status == 200
+    assert list(validator(response_schema("/api/oauth/token", "post", 200)).iter_errors(body)) == []
+    sid = response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+    status, body = answer(request(bff_api.profile, "GET", "x", sid=sid))
+    assert list(validator(response_schema("/api/profile", "get", 200)).iter_errors(body)) == []
+    assert list(validator("HealthKitUpload").iter_errors(UPLOAD)) == []
+    status, body = answer(
+        request(
+            bff_api.upload_health_data, "POST", "x", sid=sid, body=UPLOAD, route_params={"format": "healthkit-json"}
+        )
+    )
+    assert status == 202
+    assert list(validator(response_schema("/api/health-data/{format}", "post", 202)).iter_errors(body)) == []
+    status, body = answer(request(bff_api.profile, "GET", "x", sid="forged"))
+    assert status == 401
+    assert list(validator(response_schema("/api/profile", "get", 401)).iter_errors(body)) == []
