@@ -3,11 +3,13 @@ Cosmos DB server, the FHIR R4 server and the Key Vault stand-in. Nothing of ours
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -157,3 +159,31 @@ def put_patient(fhir_url: str, patient_id: str, identifier: tuple[str, str] | No
         f"{fhir_url}/Patient/{patient_id}", json=patient, headers={"content-type": "application/fhir+json"}, timeout=10
     )
     response.raise_for_status()
+
+
+def send(
+    handler: Callable[[func.HttpRequest], func.HttpResponse],
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    sid: str | None = None,
+    body: object = None,
+    **kwargs: Any,
+) -> func.HttpResponse:
+    """Calls an HTTP function in-process: bearer token or session cookie, JSON (or raw) body."""
+    headers = dict(kwargs.pop("headers", {}))
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    if sid is not None:
+        headers["cookie"] = f"sid={sid}"
+    data = b""
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers.setdefault("content-type", "application/json")
+    return handler(http_request(method, f"http://localhost/api/{path}", body=data, headers=headers, **kwargs))
+
+
+def answer(response: func.HttpResponse) -> tuple[int, Any]:
+    payload = response.get_body()
+    return response.status_code, json.loads(payload) if payload else None

@@ -22,7 +22,7 @@ from shared.bff.identity import DirectoryIdentityProvider
 from shared.bff.sessions import SessionStore
 from shared.localstack import LOCAL_INGEST_CLIENT, local_issuer
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import FIXTURES, client_token, drive_queue, http_request, put_patient, search
+from tests.conftest import FIXTURES, answer, client_token, drive_queue, put_patient, search, send
 from tests.test_device_manager import call
 
 UPLOAD = json.loads((FIXTURES / "healthkit" / "upload.json").read_text())
@@ -45,20 +45,7 @@ def create_user(monkeypatch: pytest.MonkeyPatch, username: str, patient: str, pa
     )
 
 
-def request(handler, method: str, path: str, *, sid: str | None = None, body: Any = None, **kwargs: Any):
-    headers = dict(kwargs.pop("headers", {}))
-    if sid is not None:
-        headers["cookie"] = f"sid={sid}"
-    data = b""
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers.setdefault("content-type", "application/json")
-    return handler(http_request(method, f"http://localhost/api/{path}", body=data, headers=headers, **kwargs))
-
-
-def answer(response) -> tuple[int, Any]:
-    body = response.get_body()
-    return response.status_code, json.loads(body) if body else None
+request = send  # the app's calls: session cookie (sid=...) and JSON bodies
 
 
 def login(username: str, password: str = PASSWORD, address: str = "203.0.113.7") -> str:

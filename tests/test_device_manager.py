@@ -22,7 +22,17 @@ from shared.api.context import AppContext, reset_context
 from shared.devices import registry_id
 from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_issuer
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import FIXTURES, MEDISANTE_KEY, REPO, drive_queue, http_request, put_patient, search
+from tests.conftest import (
+    FIXTURES,
+    MEDISANTE_KEY,
+    REPO,
+    answer,
+    drive_queue,
+    http_request,
+    put_patient,
+    search,
+    send,
+)
 
 FIXTURE_DEVICES = {  # fixture file → (IMEI, device type)
     "blood-pressure": ("358000000000047", "blood-pressure-monitor"),
@@ -37,16 +47,7 @@ def fixture_text(name: str) -> str:
 
 
 def call(handler, method: str, path: str, token: str | None, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
-    headers = dict(kwargs.pop("headers", {}))
-    if token is not None:
-        headers["authorization"] = f"Bearer {token}"
-    data = b""
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers.setdefault("content-type", "application/json")
-    response = handler(http_request(method, f"http://localhost/api/{path}", body=data, headers=headers, **kwargs))
-    payload = response.get_body()
-    return response.status_code, json.loads(payload) if payload else None
+    return answer(send(handler, method, path, token=token, body=body, **kwargs))
 
 
 def assign(token: str, imei: str, device_type: str, patient: str, valid_from: str | None = LONG_AGO):

@@ -87,18 +87,17 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     settings = context.settings
     require_allowed_origin(context, req)
     credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
-    address = client_address(req)
-    throttle = context.throttle
-    message = "too many failed logins; try again later"
-    throttle.check("login-account", credentials.username, settings.login_max_failures_per_account, message)
-    throttle.check("login-address", address, settings.login_max_failures_per_address, message)
+    limits = [
+        ("login-account", credentials.username, settings.login_max_failures_per_account),
+        ("login-address", client_address(req), settings.login_max_failures_per_address),
+    ]
+    context.throttle.check_all(limits, "too many failed logins; try again later")
     try:
         profile = context.identity.authenticate(credentials.username, credentials.password)
     except Unauthorized:
-        throttle.hit("login-account", credentials.username)
-        throttle.hit("login-address", address)
+        context.throttle.hit_all(limits)
         raise
-    throttle.clear("login-account", credentials.username)
+    context.throttle.clear("login-account", credentials.username)
     sid, session = context.sessions.create(profile)
     max_age = int((session.absolute_expiry - dt.datetime.now(dt.UTC)).total_seconds())
     return json_response(
@@ -122,13 +121,10 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     settings = context.settings
     require_allowed_origin(context, req)
     request = read_json_model(req, ResetRequest, settings.max_body_bytes)
-    address = client_address(req)
     limit = settings.reset_max_requests_per_hour
-    message = "too many password reset requests; try again later"
-    context.throttle.check("reset-email", request.email, limit, message)
-    context.throttle.check("reset-address", address, limit * 10, message)
-    context.throttle.hit("reset-email", request.email)
-    context.throttle.hit("reset-address", address)
+    limits = [("reset-email", request.email, limit), ("reset-address", client_address(req), limit * 10)]
+    context.throttle.check_all(limits, "too many password reset requests; try again later")
+    context.throttle.hit_all(limits)
     context.identity.request_password_reset(request.email)
     return func.HttpResponse(status_code=204)
 

@@ -50,6 +50,14 @@ class Throttle:
             retry_after = max(1, math.ceil((ends - self.clock()).total_seconds()))
             raise TooManyRequests(message, retry_after_s=retry_after)
 
+    def check_all(self, limits: list[tuple[str, str, int]], message: str) -> None:
+        for kind, subject, limit in limits:
+            self.check(kind, subject, limit, message)
+
+    def hit_all(self, limits: list[tuple[str, str, int]]) -> None:
+        for kind, subject, _ in limits:
+            self.hit(kind, subject)
+
     def hit(self, kind: str, subject: str) -> None:
         key = self._key(kind, subject)
         for _ in range(5):  # concurrent hits: conditional replace, again on conflict
