@@ -33,7 +33,7 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/keyvault_standin.py local/oidc_simulator.py infra/scripts/write_local_settings.py
+	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
 
 check: lint typecheck
 	$(VENV)/bin/pytest
@@ -59,6 +59,8 @@ run: local-up
 
 bench: install
 	$(PY) bench/convert.py
+	$(MAKE) --no-print-directory local-up
+	$(PY) bench/notify.py
 
 clean: local-down
 	rm -rf $(VENV) local/node_modules local/.data local.settings.json

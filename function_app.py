@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline
+from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline, withings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -14,3 +14,4 @@ app.register_functions(consents.bp)
 app.register_functions(openapi.bp)
 app.register_functions(bff.bp)
 app.register_functions(healthkit.bp)
+app.register_functions(withings.bp)

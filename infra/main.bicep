@@ -54,8 +54,8 @@ var deploymentContainerName = 'app-package-${take(resourceToken, 12)}'
 var cosmosDatabaseName = 'iomt-hub'
 
 // Names the app uses; tests/test_infra.py checks them against the code.
-var queueNames = ['raw-ingest', 'raw-ingest-poison', 'password-reset-outbox']
-var blobContainerNames = ['raw-payloads', 'rejected-records']
+var queueNames = ['raw-ingest', 'raw-ingest-poison', 'password-reset-outbox', 'withings-sync', 'withings-sync-poison']
+var blobContainerNames = ['raw-payloads', 'rejected-records', 'locks']
 var cosmosContainers = [
   { name: 'devices', partitionKey: '/id' }
   { name: 'consents', partitionKey: '/patientId' }
@@ -65,6 +65,8 @@ var cosmosContainers = [
   { name: 'users', partitionKey: '/id' }
   { name: 'sessions', partitionKey: '/id' }
   { name: 'throttle', partitionKey: '/id' }
+  { name: 'withings', partitionKey: '/id' }
+  { name: 'sync-cursors', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -187,6 +189,7 @@ module functionApp 'app/function.bicep' = {
     subnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
     appSettings: union(empty(withingsClientSecret) ? {} : {
       WITHINGS_CLIENT_ID: withingsClientId
+      WITHINGS_PUBLIC_BASE_URL: 'https://${functionAppName}.azurewebsites.net'
       WITHINGS_CLIENT_SECRET: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.withingsSecretName})'
     }, {
       HUB_ENV: 'azure'

@@ -1,5 +1,5 @@
 """Start, stop and check the local Azure stack: Azurite, the Cosmos DB server, the FHIR R4
-server, the Key Vault stand-in and the OIDC provider simulator, each on a loopback port.
+server, the Key Vault stand-in and the OIDC provider and Withings simulators, each on a loopback port.
 
     python local/stack.py up       # idempotent: starts what is not running, waits until healthy
     python local/stack.py down     # idempotent: stops what this script started
@@ -125,6 +125,11 @@ def services() -> list[Service]:
                 str(DATA / "oidc"),
             ],
             f"http://127.0.0.1:{port('OIDC_PORT', 8095)}/healthz",
+        ),
+        Service(
+            "withings",
+            [sys.executable, str(HERE / "withings_simulator.py"), "--port", str(port("WITHINGS_PORT", 8096))],
+            f"http://127.0.0.1:{port('WITHINGS_PORT', 8096)}/healthz",
         ),
     ]
 

@@ -33,6 +33,7 @@ class ConsentGrant(StrictModel):
     source: str
     scopes: list[str] = Field(min_length=1, description="metric kinds the patient allows")
     attestation: Literal["patient", "clinic"] = "patient"
+    account_id: str | None = Field(default=None, alias="accountId", description="the source's user id (Withings)")
 
     @field_validator("source")
     @classmethod
@@ -91,21 +92,39 @@ class ConsentStore:
             "grantedAt": now,
             "revokedAt": None,
             "recordedBy": recorded_by,
+            "accountId": grant.account_id or (existing or {}).get("accountId"),
             "history": [*(existing or {}).get("history", []), {"action": "grant", "at": now, "by": recorded_by}],
         }
         stored: dict[str, Any] = self.container.upsert_item(record)
         return stored, existing is None
 
     def revoke(self, record_id: str, recorded_by: str) -> dict[str, Any]:
+        return self.set_status(record_id, "revoked", recorded_by)
+
+    def set_status(self, record_id: str, status: ConsentStatus, recorded_by: str) -> dict[str, Any]:
+        """``revoked`` (the patient withdrew) or ``needs-reconsent`` (the source's grant is gone)."""
         record = self.get(record_id)
-        if record.get("status") == "revoked":
+        if record.get("status") == status:
             return record
         now = instant_text(self.clock())
-        record["status"] = "revoked"
-        record["revokedAt"] = now
-        record["history"] = [*record.get("history", []), {"action": "revoke", "at": now, "by": recorded_by}]
+        record["status"] = status
+        if status == "revoked":
+            record["revokedAt"] = now
+        record["history"] = [*record.get("history", []), {"action": status, "at": now, "by": recorded_by}]
         stored: dict[str, Any] = self.container.upsert_item(record)
         return stored
+
+    def find_by_account(self, source: str, account_id: str) -> dict[str, Any] | None:
+        """The consent that links a source's user (a Withings userid) to a patient."""
+        matches = list(
+            self.container.query_items(
+                "SELECT * FROM c WHERE c.source = @source AND c.accountId = @account",
+                parameters=[{"name": "@source", "value": source}, {"name": "@account", "value": account_id}],
+                enable_cross_partition_query=True,
+            )
+        )
+        matches.sort(key=lambda record: record.get("status") != "active")  # an active link first
+        return matches[0] if matches else None
 
     def list(
         self, *, patient_id: str | None = None, source: str | None = None, status: str | None = None

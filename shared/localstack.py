@@ -17,6 +17,8 @@ LOCAL_ADMIN_CLIENT = ("iomt-admin-local", "local-admin-secret")
 LOCAL_NO_ROLE_CLIENT = ("iomt-no-role-local", "local-no-role-secret")
 LOCAL_INGEST_CLIENT = ("iomt-ingest-local", "local-ingest-secret")
 LOCAL_ADMIN_AUDIENCE = "api://iomt-hub"
+# The Withings simulator's OAuth app (local/withings_simulator.py): public, local only.
+LOCAL_WITHINGS_CLIENT = ("local-withings-client", "local-withings-secret")
 
 
 def _port(name: str, default: int) -> int:
@@ -59,6 +61,11 @@ def local_settings() -> dict[str, str]:
         "ADMIN_TOKEN_AUDIENCE": LOCAL_ADMIN_AUDIENCE,
         "ADMIN_ROLE": "IoMT.Admin",
         "ATTRIBUTION_LOOKBACK_DAYS": "7",
+        "WITHINGS_CLIENT_ID": LOCAL_WITHINGS_CLIENT[0],
+        "WITHINGS_CLIENT_SECRET": LOCAL_WITHINGS_CLIENT[1],
+        "WITHINGS_API_URL": f"http://127.0.0.1:{_port('WITHINGS_PORT', 8096)}",
+        "WITHINGS_AUTHORIZE_URL": f"http://127.0.0.1:{_port('WITHINGS_PORT', 8096)}/oauth2_user/authorize2",
+        "WITHINGS_PUBLIC_BASE_URL": f"http://127.0.0.1:{_port('FUNCTIONS_PORT', 7071)}",
     }
 
 

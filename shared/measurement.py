@@ -102,6 +102,7 @@ class Measurement(msgspec.Struct, kw_only=True, gc=False):
     status: Status = "final"
     issued: dt.datetime | None = None
     raw_ref: str | None = None  # receipt id of the raw record it came from
+    group_id: str | None = None  # the source's id of a group of readings (a Withings measure group)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,4 +120,5 @@ class ParseResult:
     rejected: list[RejectedReading] = field(default_factory=list)
     unknown_types: list[str] = field(default_factory=list)
     deleted_source_ids: list[str] = field(default_factory=list)
+    deleted_group_ids: list[str] = field(default_factory=list)
     devices: list[DeviceIdentity] = field(default_factory=list)

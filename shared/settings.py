@@ -75,9 +75,23 @@ class Settings(BaseSettings):
     password_reset_token_minutes: int = Field(default=30, ge=5, le=24 * 60)
     ingest_role: str = Field(default="IoMT.Ingest", min_length=1, description="app role of a BFF hosted elsewhere")
 
-    # Withings connector (its OAuth app): the secret is a Key Vault reference in Azure.
+    # Withings connector (its OAuth app): the secret is a Key Vault reference in Azure. The
+    # notification URL's secret and the state signing key are derived from the client secret.
     withings_client_id: str | None = None
     withings_client_secret: SecretStr | None = None
+    withings_public_base_url: str | None = Field(
+        default=None, description="public https base URL of this app, for the OAuth callback and notifications"
+    )
+    withings_api_url: str = "https://wbsapi.withings.net"
+    withings_authorize_url: str = "https://account.withings.com/oauth2_user/authorize2"
+    withings_scopes: str = "user.info,user.metrics,user.activity"
+    withings_calls_per_minute: int = Field(default=120, ge=1, le=10_000)
+    withings_rate_limit_pause_s: int = Field(default=60, ge=1, le=3600)
+    withings_poll_max_age_minutes: int = Field(default=60, ge=1)
+    withings_backfill_days: int = Field(default=30, ge=0, le=3650)
+    withings_notify_allowed_networks: str = Field(
+        default="", description="comma-separated CIDRs allowed to call the notification URL (empty: any)"
+    )
 
     @field_validator(
         "fhir_audience",
@@ -86,6 +100,7 @@ class Settings(BaseSettings):
         "admin_token_audience",
         "withings_client_id",
         "withings_client_secret",
+        "withings_public_base_url",
         "oidc_token_url",
         "oidc_userinfo_url",
         "oidc_password_reset_url",
@@ -115,6 +130,10 @@ class Settings(BaseSettings):
         if self.storage_connection_string is None and not self.storage_account_name:
             raise ValueError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
         return self
+
+    @property
+    def withings_configured(self) -> bool:
+        return bool(self.withings_client_id and self.withings_client_secret and self.withings_public_base_url)
 
     @property
     def is_local(self) -> bool:

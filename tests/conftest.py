@@ -9,12 +9,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
 import pytest
 import requests
 from azure.functions.queue import QueueMessage
+from azure.storage.queue import QueueClient
 
 from shared.api.context import AppContext, get_context, reset_context
 from shared.clients.cosmos import COSMOS_CONTAINERS, ensure_containers
@@ -91,8 +93,13 @@ def http_request(
 
 
 def drive_queue(store: RawRecordStore, handler: Callable[[func.QueueMessage], None], max_deliveries: int = 50) -> int:
+    return drive(store.queue, handler, max_deliveries)
+
+
+def drive(queue: QueueClient, handler: Callable[[func.QueueMessage], None], max_deliveries: int = 50) -> int:
     """Plays the Functions host's queue listener against Azurite: receive, call, delete on
     success, make visible again on failure (Azurite counts the dequeues). Returns deliveries."""
+    store = SimpleNamespace(queue=queue)
     deliveries = 0
     while deliveries < max_deliveries:
         messages = list(store.queue.receive_messages(max_messages=1, visibility_timeout=30))

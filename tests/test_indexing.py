@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from shared.clients.names import RAW_QUEUE
+from shared.clients.names import RAW_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.settings import Settings
 from tests.conftest import REPO
 
@@ -33,8 +33,13 @@ EXPECTED_HTTP = {
     "logout": ("logout", ["POST"], "ANONYMOUS"),
     "upload_health_data": ("health-data/{format}", ["POST"], "ANONYMOUS"),
     "healthkit_ingest": ("health-data/healthkit/{format}", ["POST"], "ANONYMOUS"),
+    "withings_connect": ("withings/connect", ["GET"], "ANONYMOUS"),
+    "withings_callback": ("withings/callback", ["GET"], "ANONYMOUS"),
+    "withings_disconnect": ("withings/disconnect", ["POST"], "ANONYMOUS"),
+    "withings_notify": ("withings/notify/{secret}", ["HEAD", "POST"], "ANONYMOUS"),
 }
-EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE}
+EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE, "withings_sync": WITHINGS_SYNC_QUEUE}
+EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
 
 
 @functools.cache
@@ -64,9 +69,17 @@ def test_queue_functions_listen_on_the_expected_queues():
         assert trigger.connection == "AzureWebJobsStorage"
 
 
+def test_timer_functions_have_expected_schedules():
+    functions = _functions()
+    for name, schedule in EXPECTED_TIMER.items():
+        trigger = functions[name].get_trigger()
+        assert trigger.type == "timerTrigger"
+        assert trigger.schedule == schedule
+
+
 def test_every_function_is_expected_and_parameters_match_binding_names():
     functions = _functions()
-    assert set(functions) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE)
+    assert set(functions) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE) | set(EXPECTED_TIMER)
     for function in functions.values():
         handler = function.get_user_function()
         parameters = set(inspect.signature(handler).parameters)
@@ -86,4 +99,4 @@ def test_indexing_needs_no_settings_at_all():
         [sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout) == len(EXPECTED_HTTP) + len(EXPECTED_QUEUE)
+    assert int(result.stdout) == len(EXPECTED_HTTP) + len(EXPECTED_QUEUE) + len(EXPECTED_TIMER)

@@ -19,10 +19,11 @@ from shared.bff.throttle import THROTTLE_CONTAINER, Throttle
 from shared.bff.uploads import HealthKitIngestion
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
-from shared.clients.names import RESET_OUTBOX_QUEUE
-from shared.clients.storage import queue_client
+from shared.clients.names import LOCKS_CONTAINER, RESET_OUTBOX_QUEUE, WITHINGS_SYNC_POISON_QUEUE, WITHINGS_SYNC_QUEUE
+from shared.clients.storage import container_client, queue_client
 from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentStore
 from shared.devices import DEVICES_CONTAINER, DeviceRegistry
+from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
 from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
@@ -31,6 +32,14 @@ from shared.pipeline.processing import ReadingProcessor
 from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import RawRecordWorker
 from shared.settings import Settings, get_settings
+from shared.withings.budget import CallBudget
+from shared.withings.client import WithingsClient
+from shared.withings.connect import WithingsConnector, derived_secret
+from shared.withings.state import StateSigner
+from shared.withings.sync import CURSORS_CONTAINER, Cursors, SyncJobRunner, WithingsSync
+from shared.withings.tokens import TokenStore
+
+WITHINGS_CONTAINER = "withings"
 
 
 @dataclass
@@ -85,8 +94,88 @@ class AppContext:
     def ensure_storage(self) -> None:
         """Queues and blob containers (local stack; infra/ declares them in Azure)."""
         self.raw_store.ensure_exists()
+        for name in (RESET_OUTBOX_QUEUE, WITHINGS_SYNC_QUEUE, WITHINGS_SYNC_POISON_QUEUE):
+            with contextlib.suppress(ResourceExistsError):
+                queue_client(self.settings, name).create_queue()
         with contextlib.suppress(ResourceExistsError):
-            self.reset_outbox.create_queue()
+            container_client(self.settings, LOCKS_CONTAINER).create_container()
+
+    # -- Withings ---------------------------------------------------------------------------------
+    def _withings_secret(self) -> str:
+        settings = self.settings
+        if not settings.withings_configured or settings.withings_client_secret is None:
+            raise ConfigurationError(
+                "the Withings connector is not configured (WITHINGS_CLIENT_ID, WITHINGS_CLIENT_SECRET, "
+                "WITHINGS_PUBLIC_BASE_URL)"
+            )
+        return settings.withings_client_secret.get_secret_value()
+
+    @cached_property
+    def withings_notify_secret(self) -> str:
+        return derived_secret(self._withings_secret(), "notify")
+
+    @cached_property
+    def withings_budget(self) -> CallBudget:
+        container = self.cosmos.get_container_client(WITHINGS_CONTAINER)
+        return CallBudget(container, self.settings.withings_calls_per_minute, self.settings.withings_rate_limit_pause_s)
+
+    @cached_property
+    def withings_client(self) -> WithingsClient:
+        secret = self._withings_secret()
+        assert self.settings.withings_client_id  # checked by _withings_secret
+        return WithingsClient(
+            self.settings.withings_api_url,
+            self.settings.withings_client_id,
+            secret,
+            budget=self.withings_budget.acquire,
+        )
+
+    @cached_property
+    def withings_tokens(self) -> TokenStore:
+        def lost_grant(userid: str) -> None:
+            record = self.consents.find_by_account("withings", userid)
+            if record is not None:
+                self.consents.set_status(record["id"], "needs-reconsent", "withings-refresh")
+
+        locks = container_client(self.settings, LOCKS_CONTAINER)
+        return TokenStore(self.secrets, locks, self.withings_client, lost_grant)
+
+    @cached_property
+    def withings_jobs(self) -> SyncJobRunner:
+        settings = self.settings
+        sync = WithingsSync(
+            client=self.withings_client,
+            tokens=self.withings_tokens,
+            consents=self.consents,
+            cursors=Cursors(self.cosmos.get_container_client(CURSORS_CONTAINER)),
+            raw_store=self.raw_store,
+            unknown_users=self.cosmos.get_container_client(WITHINGS_CONTAINER),
+            backfill=dt.timedelta(days=settings.withings_backfill_days),
+            unlink=lambda userid: self.withings_connector.unlink(userid),
+        )
+        return SyncJobRunner(
+            sync,
+            self.withings_budget,
+            queue_client(settings, WITHINGS_SYNC_QUEUE),
+            self.cosmos.get_container_client(WITHINGS_CONTAINER),
+        )
+
+    @cached_property
+    def withings_connector(self) -> WithingsConnector:
+        settings = self.settings
+        base = (settings.withings_public_base_url or "").rstrip("/")
+        key = derived_secret(self._withings_secret(), "state").encode()
+        return WithingsConnector(
+            client=self.withings_client,
+            tokens=self.withings_tokens,
+            consents=self.consents,
+            state=StateSigner(key, self.cosmos.get_container_client(WITHINGS_CONTAINER)),
+            authorize_endpoint=settings.withings_authorize_url,
+            scopes=settings.withings_scopes,
+            redirect_uri=f"{base}/api/withings/callback",
+            notify_url=f"{base}/api/withings/notify/{self.withings_notify_secret}",
+            enqueue=lambda job: self.withings_jobs.enqueue(job),
+        )
 
     @cached_property
     def directory(self) -> DirectoryIdentityProvider:

@@ -112,6 +112,7 @@ _CONSENT = {
         "grantedAt": _INSTANT,
         "revokedAt": {"type": ["string", "null"], "format": "date-time"},
         "recordedBy": {"type": "string"},
+        "accountId": {"type": ["string", "null"], "description": "the source's user id (Withings userid)"},
         "history": {"type": "array", "items": {"type": "object"}},
     },
 }
@@ -198,6 +199,11 @@ def document() -> dict[str, Any]:
             },
         },
         "Error": _ERROR,
+        "WithingsConnect": {
+            "type": "object",
+            "required": ["authorizeUrl"],
+            "properties": {"authorizeUrl": {"type": "string"}},
+        },
     }
     admin_errors = (401, 403)
     paths: dict[str, Any] = {
@@ -403,6 +409,63 @@ def document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/withings/connect": {
+            "get": {
+                "operationId": "withingsConnect",
+                "summary": "Redirect to Withings' consent page for a patient (?patient=… with an admin token; the "
+                "session's patient with the app's cookie)",
+                "security": [*ADMIN, *SESSION],
+                "parameters": [_query("patient", "Patient id or system|value identifier (admin callers)")],
+                "responses": {
+                    "302": {
+                        "description": "to Withings; the URL is also in the body",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {_JSON: {"schema": _ref("WithingsConnect")}},
+                    },
+                    **_errors(400, 401, 403, 422),
+                },
+            }
+        },
+        "/api/withings/callback": {
+            "get": {
+                "operationId": "withingsCallback",
+                "summary": "Withings' OAuth redirect: exchanges the code, stores the tokens, records the consent, "
+                "subscribes to notifications and starts the backfill; answers an HTML page",
+                "security": [],
+                "parameters": [_query("code", "authorization code"), _query("state", "signed, single-use state")],
+                "responses": {
+                    "200": {"description": "connected (HTML)", "content": {"text/html": {}}},
+                    "400": {"description": "denied, forged, expired or replayed (HTML)", "content": {"text/html": {}}},
+                    "502": {"description": "Withings failed (HTML)", "content": {"text/html": {}}},
+                },
+            }
+        },
+        "/api/withings/disconnect": {
+            "post": {
+                "operationId": "withingsDisconnect",
+                "summary": "Unsubscribe, delete the tokens, revoke the consent; data already written stays",
+                "security": [*ADMIN, *SESSION],
+                "parameters": [_query("patient", "Patient id or system|value identifier (admin callers)")],
+                "responses": {"204": _answer("disconnected"), **_errors(400, 401, 403, 404, 422)},
+            }
+        },
+        "/api/withings/notify/{secret}": {
+            "head": {
+                "operationId": "withingsNotifyProbe",
+                "summary": "Withings' probe when subscribing",
+                "security": [{"notifySecret": []}],
+                "parameters": [{"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _answer("reachable"), "404": _answer("wrong secret")},
+            },
+            "post": {
+                "operationId": "withingsNotify",
+                "summary": "A Withings notification (form: userid, appli, startdate, enddate[, action]): one sync job",
+                "security": [{"notifySecret": []}],
+                "parameters": [{"name": "secret", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {}}},
+                "responses": {"200": _answer("queued"), **_errors(400, 403, 404, 413, 503)},
+            },
+        },
         "/api/health": {
             "get": {
                 "operationId": "health",
@@ -434,6 +497,12 @@ def document() -> dict[str, Any]:
                 "medisanteApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+                "notifySecret": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "secret",
+                    "description": "the secret is a path segment of the registered notification URL",
+                },
             },
         },
     }

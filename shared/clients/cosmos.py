@@ -20,6 +20,8 @@ COSMOS_CONTAINERS: dict[str, str] = {
     "users": "/id",
     "sessions": "/id",
     "throttle": "/id",
+    "withings": "/id",
+    "sync-cursors": "/id",
 }
 
 

@@ -47,6 +47,12 @@ def _hashed_id(prefix: str, key: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
+def group_identifier_system(source: str) -> str:
+    """Readings measured together (one Withings measure group): a deletion upstream names the group."""
+    return f"urn:iomt-hub:{source}:group"
+
+
+@functools.lru_cache(maxsize=64)
 def _identifier_prefix(source: str) -> bytes:
     return f"{reading_identifier_system(source)}|".encode()
 
@@ -150,6 +156,8 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         "identifier": [{"system": reading_identifier_system(source), "value": measurement.source_id}],
         "status": measurement.status,
     }
+    if measurement.group_id is not None:
+        resource["identifier"].append({"system": group_identifier_system(source), "value": measurement.group_id})
     if category is not None:
         resource["category"] = category
     resource["code"] = code

@@ -1,6 +1,7 @@
-"""Upstream deletions (HealthKit ``deleted`` UUIDs): the matching Observations are marked
-``entered-in-error`` (FHIR keeps their history). Idempotent; an unknown UUID, or one that is
-not this patient's, is recorded in the deletion log, not treated as an error."""
+"""Upstream deletions: HealthKit ``deleted`` UUIDs, Withings measure groups deleted since the
+last sync. The matching Observations are marked ``entered-in-error`` (FHIR keeps their
+history). Idempotent; an unknown id, or one that is not this patient's, is recorded in the
+deletion log, not treated as an error."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from azure.cosmos import ContainerProxy
 
 from shared.devices import instant_text, utc_now
 from shared.fhir.client import FhirClient
-from shared.fhir.mapping import entered_in_error, observation_id
+from shared.fhir.mapping import entered_in_error, group_identifier_system, observation_id
 
 DELETION_LOG_CONTAINER = "deletion-log"
 _SEARCH_CHUNK = 50
@@ -23,24 +24,40 @@ class Deletions:
     fhir: FhirClient
     log: ContainerProxy
 
-    def apply(self, receipt_id: str, source: str, source_ids: Sequence[str], patient_id: str | None) -> dict[str, Any]:
-        wanted = {observation_id(source, source_id): source_id for source_id in dict.fromkeys(source_ids)}
+    def _by_id(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        ids = list(wanted)
         for start in range(0, len(ids), _SEARCH_CHUNK):
             chunk = ids[start : start + _SEARCH_CHUNK]
             for resource in self.fhir.search("Observation", {"_id": ",".join(chunk), "_count": str(len(chunk))}):
                 found[resource["id"]] = resource
+        return found
+
+    def apply(
+        self,
+        receipt_id: str,
+        source: str,
+        source_ids: Sequence[str],
+        patient_id: str | None,
+        group_ids: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        wanted = {observation_id(source, source_id): source_id for source_id in dict.fromkeys(source_ids)}
+        candidates: list[tuple[str, dict[str, Any] | None]] = []
+        found = self._by_id(list(wanted))
+        candidates += [(source_id, found.get(resource_id)) for resource_id, source_id in wanted.items()]
+        system = group_identifier_system(source)
+        for group_id in dict.fromkeys(group_ids):
+            members = self.fhir.search("Observation", {"identifier": f"{system}|{group_id}", "_count": "100"})
+            candidates += [(f"group {group_id}", member) for member in members] or [(f"group {group_id}", None)]
+
         marked, unknown, updates = [], [], []
-        for resource_id, source_id in wanted.items():
-            current = found.get(resource_id)
+        for name, current in candidates:
             subject = (current or {}).get("subject", {}).get("reference")
             if current is None or (patient_id is not None and subject != f"Patient/{patient_id}"):
-                unknown.append(source_id)
+                unknown.append(name)
                 continue
             if current.get("status") != "entered-in-error":
                 updates.append(entered_in_error(current))
-            marked.append(source_id)
+            marked.append(name)
         if updates:
             self.fhir.write(updates)
         record = {

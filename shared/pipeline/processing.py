@@ -73,9 +73,13 @@ class ReadingProcessor:
         if withheld:
             self.audit.record(envelope.receipt_id, envelope.source, withheld)
         deleted = 0
-        if parsed.deleted_source_ids:
+        if parsed.deleted_source_ids or parsed.deleted_group_ids:
             logged = self.deletions.apply(
-                envelope.receipt_id, envelope.source, parsed.deleted_source_ids, attribution.fixed_patient
+                envelope.receipt_id,
+                envelope.source,
+                parsed.deleted_source_ids,
+                attribution.fixed_patient,
+                parsed.deleted_group_ids,
             )
             deleted = len(logged["markedEnteredInError"])
 
@@ -90,7 +94,7 @@ class ReadingProcessor:
             )
         if problems:
             self.store.reject(envelope, f"{len(problems)} readings not written", problems)
-        if not parsed.readings and not parsed.deleted_source_ids and not problems:
+        if not parsed.readings and not parsed.deleted_source_ids and not parsed.deleted_group_ids and not problems:
             raise InvalidPayload("the payload holds no reading")
         return ProcessingResult(
             written=report.written if report else 0,

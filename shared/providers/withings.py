@@ -195,8 +195,9 @@ def _parse_group(
 ) -> None:
     if group.category != 1:
         raise InvalidPayload("category is not 1 (a goal, not a measurement)")
-    if not group.measures:
-        raise InvalidPayload("measures must be a non-empty array")
+    if not group.measures:  # in a lastupdate answer: the group was deleted since
+        result.deleted_group_ids.append(str(group.grpid))
+        return
     grpid, attrib, created = group.grpid, group.attrib, group.created
     modified = group.modified if group.modified is not None else created
     effective = epoch_in_zone(group.date, zone, "date")
@@ -230,6 +231,7 @@ def _parse_group(
                 kind=Kind.BLOOD_PRESSURE,
                 source=SOURCE,
                 source_id=f"{grpid}/blood-pressure",
+                group_id=str(grpid),
                 effective_start=effective,
                 components=components,
                 device=device,
@@ -250,6 +252,7 @@ def _parse_group(
                 kind=spec.kind,
                 source=SOURCE,
                 source_id=f"{grpid}/{spec.suffix(meastype)}",
+                group_id=str(grpid),
                 effective_start=effective,
                 value=Quantity(round(value * spec.scale, 6), spec.unit),
                 source_code=spec.coding(meastype),

@@ -1,0 +1,184 @@
+"""Withings connector functions: connect and callback (OAuth consent), disconnect, the
+notification endpoint, the sync queue worker and the timer poller."""
+
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import logging
+import time
+from urllib.parse import parse_qs
+
+import azure.functions as func
+
+from shared.api.bff import client_address, current_session, session_id
+from shared.api.context import AppContext, get_context
+from shared.api.devices import admin
+from shared.api.http import endpoint, json_response, read_body
+from shared.clients.names import WITHINGS_SYNC_QUEUE
+from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
+from shared.withings.sync import SyncJob, due_jobs
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+ANONYMOUS = func.AuthLevel.ANONYMOUS
+NOTIFY_MAX_BYTES = 4096
+KNOWN_APPLIS = frozenset({1, 2, 4, 16, 44, 46, 50, 51, 54, 55, 58})
+POLL_SPREAD_S = 300
+CALLS_PER_JOB = 4
+
+
+def patient_of_caller(context: AppContext, req: func.HttpRequest) -> str:
+    """The clinic back office names the patient (admin token); the app's session is its patient."""
+    if req.headers.get("authorization") or not session_id(req):
+        admin(context, req)
+        reference = req.params.get("patient") or ""
+        if not reference:
+            raise BadRequest("the patient query parameter names the patient to link")
+        return context.patients.resolve(reference)
+    return current_session(context, req).profile.patient_id
+
+
+@bp.route(route="withings/connect", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def withings_connect(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    patient_id = patient_of_caller(context, req)
+    url = context.withings_connector.authorize_url(patient_id)
+    return json_response({"authorizeUrl": url}, status=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+def _page(status: int, title: str, text: str) -> func.HttpResponse:
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
+    return func.HttpResponse(body, status_code=status, mimetype="text/html", charset="utf-8")
+
+
+@bp.route(route="withings/callback", methods=["GET"], auth_level=ANONYMOUS)
+def withings_callback(req: func.HttpRequest) -> func.HttpResponse:
+    """Where Withings sends the user back. Always a page, never a stack trace."""
+    if req.params.get("error"):
+        return _page(400, "Withings was not connected", "The access was not granted. You can close this page.")
+    code, state = req.params.get("code"), req.params.get("state")
+    if not code or not state:
+        return _page(400, "Withings was not connected", "The link is incomplete: start again from the app.")
+    try:
+        context = get_context()
+        context.withings_connector.complete(code, state)
+    except BadRequest as exc:
+        return _page(400, "Withings was not connected", f"{exc.message}. Start again from the app.")
+    except HubError as exc:
+        log.warning("Withings callback failed: %s", exc.code)
+        return _page(502, "Withings was not connected", "Withings could not be reached or refused. Try again later.")
+    except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
+        log.error("Withings callback failed unexpectedly (%s)", type(exc).__name__)
+        return _page(500, "Withings was not connected", "Something went wrong on our side. Try again later.")
+    return _page(200, "Withings is connected", "Your measurements will arrive shortly. You can close this page.")
+
+
+@bp.route(route="withings/disconnect", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def withings_disconnect(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    patient_id = patient_of_caller(context, req)
+    record = context.consents.find(patient_id, "withings")
+    if record is None or not record.get("accountId"):
+        raise NotFound("this patient has no Withings account linked")
+    context.withings_connector.unlink(str(record["accountId"]), by="disconnect")
+    return func.HttpResponse(status_code=204)
+
+
+def _allowed(context: AppContext, req: func.HttpRequest) -> bool:
+    networks = [n.strip() for n in context.settings.withings_notify_allowed_networks.split(",") if n.strip()]
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(client_address(req))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+def _integer(form: dict[str, str], name: str, *, required: bool) -> int | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"{name} is missing")
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise BadRequest(f"{name} is not a positive integer")
+    return int(value)
+
+
+def parse_notification(body: bytes) -> SyncJob:
+    try:
+        form = {k: v[0] for k, v in parse_qs(body.decode("ascii"), strict_parsing=True).items()}
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the notification is not a form-encoded body") from None
+    userid = _integer(form, "userid", required=True)
+    appli = _integer(form, "appli", required=True)
+    if appli not in KNOWN_APPLIS:
+        raise BadRequest("appli is not a Withings notification category")
+    action = form.get("action")
+    if action is not None and (len(action) > 32 or not action.isalpha()):
+        raise BadRequest("action is not valid")
+    dated = appli != 46
+    return SyncJob(
+        userid=str(userid),
+        appli=appli,
+        startdate=_integer(form, "startdate", required=dated),
+        enddate=_integer(form, "enddate", required=dated),
+        action=action,
+    )
+
+
+@bp.route(route="withings/notify/{secret}", methods=["HEAD", "POST"], auth_level=ANONYMOUS)
+@endpoint
+def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
+    """Withings' callback: HEAD probe at subscription, form POST per change. The answer must
+    come within 2 s: the only I/O is one queue message."""
+    context = get_context()
+    presented = req.route_params.get("secret", "")
+    if not hmac.compare_digest(presented.encode(), context.withings_notify_secret.encode()):
+        raise NotFound("not found")
+    if not _allowed(context, req):
+        raise Forbidden("the sender is not in the allowed networks")
+    if req.method == "HEAD":
+        return func.HttpResponse(status_code=200)
+    job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
+    try:
+        context.withings_jobs.enqueue(job)
+    except Exception as exc:
+        raise DependencyError("the sync queue is unavailable; retry") from exc
+    return func.HttpResponse(status_code=200)
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=WITHINGS_SYNC_QUEUE, connection="AzureWebJobsStorage")
+def withings_sync(msg: func.QueueMessage) -> None:
+    outcome = get_context().withings_jobs.handle(msg.get_body().decode("utf-8"))
+    log.info("Withings sync job %s: %s", msg.id, outcome.get("outcome"))
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+def withings_poller(timer: func.TimerRequest) -> None:
+    """Safety net for missed notifications: queues jobs for users not synced for a while,
+    spread over the next five minutes and sized to the call budget."""
+    context = get_context()
+    settings = context.settings
+    if not settings.withings_configured:
+        return
+    limit = max(1, settings.withings_calls_per_minute * POLL_SPREAD_S // 60 // CALLS_PER_JOB)
+    jobs = due_jobs(
+        context.consents,
+        context.withings_jobs.sync.cursors,
+        settings.withings_poll_max_age_minutes * 60,
+        time.time(),
+        limit,
+    )
+    for index, job in enumerate(jobs):
+        context.withings_jobs.enqueue(job, delay_s=index * POLL_SPREAD_S // max(1, len(jobs)))
+    log.info("Withings poller: %d users queued", len(jobs))

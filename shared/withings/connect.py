@@ -1,0 +1,104 @@
+"""Linking a patient to a Withings account, and unlinking: the OAuth consent (authorize URL
+with a signed state, callback exchanging the 30-second code), tokens to Key Vault, the consent
+record, notification subscriptions, the initial backfill; and the reverse."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from shared.consent import ConsentGrant, ConsentStore
+from shared.errors import DependencyError
+from shared.measurement import Kind
+from shared.withings.client import WithingsClient, WithingsError
+from shared.withings.state import StateSigner
+from shared.withings.sync import SUBSCRIBED_APPLIS, SyncJob
+from shared.withings.tokens import NeedsReconsent, TokenStore
+
+log = logging.getLogger(__name__)
+
+# What each Withings OAuth scope lets the hub read, as consent scopes (metric kinds).
+SCOPE_KINDS: dict[str, tuple[Kind, ...]] = {
+    "user.metrics": (
+        Kind.BODY_WEIGHT,
+        Kind.BODY_HEIGHT,
+        Kind.BMI,
+        Kind.BODY_FAT_PERCENT,
+        Kind.BLOOD_PRESSURE,
+        Kind.HEART_RATE,
+        Kind.OXYGEN_SATURATION,
+        Kind.BODY_TEMPERATURE,
+        Kind.GLUCOSE,
+        Kind.ECG,
+        Kind.OTHER,
+    ),
+    "user.activity": (Kind.STEPS,),
+}
+
+
+def derived_secret(client_secret: str, purpose: str) -> str:
+    """Secrets the connector needs besides the client secret (the notification URL's path
+    secret, the state signing key), derived from it: rotating the client secret rotates them."""
+    return hmac.new(client_secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+def consent_scopes(granted: str) -> list[str]:
+    names = {name.strip() for name in granted.replace(" ", ",").split(",") if name.strip()}
+    return sorted({kind.value for name in names for kind in SCOPE_KINDS.get(name, ())})
+
+
+@dataclass
+class WithingsConnector:
+    client: WithingsClient
+    tokens: TokenStore
+    consents: ConsentStore
+    state: StateSigner
+    authorize_endpoint: str
+    scopes: str
+    redirect_uri: str
+    notify_url: str
+    enqueue: Callable[[SyncJob], None]
+
+    def authorize_url(self, patient_id: str) -> str:
+        query = {
+            "response_type": "code",
+            "client_id": self.client.client_id,
+            "scope": self.scopes,
+            "redirect_uri": self.redirect_uri,
+            "state": self.state.issue(patient_id),
+        }
+        return f"{self.authorize_endpoint}?{urlencode(query)}"
+
+    def complete(self, code: str, state: str) -> tuple[str, str]:
+        """(patient id, Withings userid) once everything is in place."""
+        patient_id = self.state.consume(state)
+        tokens = self.client.exchange_code(code, self.redirect_uri)
+        self.tokens.save(tokens)
+        scopes = consent_scopes(tokens.scope) or consent_scopes(self.scopes)
+        grant = ConsentGrant(
+            patientId=patient_id, source="withings", scopes=scopes, attestation="patient", accountId=tokens.userid
+        )
+        self.consents.grant(grant, recorded_by=f"withings-oauth:{tokens.userid}")
+        for appli in SUBSCRIBED_APPLIS:
+            self.client.subscribe(tokens.access_token, self.notify_url, appli)
+        self.enqueue(SyncJob(userid=tokens.userid))  # the initial backfill, every domain
+        return patient_id, tokens.userid
+
+    def unlink(self, userid: str, *, by: str = "withings") -> None:
+        """Unsubscribes (best effort: after an unlink Withings may refuse the token), deletes the
+        tokens and revokes the consent. Data already written stays."""
+        try:
+            token = self.tokens.access_token(userid)
+            for subscription in self.client.subscriptions(token):
+                if subscription.get("callbackurl") == self.notify_url:
+                    self.client.revoke(token, self.notify_url, int(subscription["appli"]))
+        except (WithingsError, NeedsReconsent, DependencyError) as exc:
+            log.warning("Withings user %s: unsubscribe skipped (%s); continuing", userid, type(exc).__name__)
+        self.tokens.delete(userid)
+        record = self.consents.find_by_account("withings", userid)
+        if record is not None:
+            self.consents.revoke(record["id"], by)

@@ -1,0 +1,250 @@
+"""Incremental sync of one Withings user: per data domain a ``lastupdate`` cursor in Cosmos DB
+(moved only forwards, by conditional update), every answer page handed to the ingestion
+pipeline as a raw record (archived, replayable) for the patient the consent links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos import exceptions as cosmos_errors
+from azure.storage.queue import QueueClient
+from pydantic import BaseModel
+
+from shared.consent import ConsentStore
+from shared.pipeline.processing import PATIENT_ATTRIBUTE, WITHINGS_USER_ATTRIBUTE
+from shared.pipeline.store import RawRecordStore
+from shared.providers.withings import MEASTYPES
+from shared.withings.budget import BudgetExhausted, CallBudget
+from shared.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
+from shared.withings.tokens import NeedsReconsent, TokenStore
+
+log = logging.getLogger(__name__)
+
+CURSORS_CONTAINER = "sync-cursors"
+Domain = Literal["measure", "activity", "ecg"]
+DOMAINS: tuple[Domain, ...] = ("measure", "activity", "ecg")
+APPLI_DOMAINS: dict[int, Domain] = {1: "measure", 2: "measure", 4: "measure", 58: "measure", 16: "activity", 54: "ecg"}
+USER_EVENT_APPLI = 46
+SUBSCRIBED_APPLIS = (1, 2, 4, 16, 54, 58, USER_EVENT_APPLI)
+_MEASTYPES = ",".join(str(t) for t in sorted(MEASTYPES))
+SYNC_OVERLAP_S = 300  # re-read the last minutes before the cursor: writes are idempotent
+
+
+class SyncJob(BaseModel):
+    """A queue message: sync a user's domains, or act on a user event (appli 46)."""
+
+    userid: str
+    appli: int | None = None  # None: every domain (poller, backfill)
+    startdate: int | None = None
+    enddate: int | None = None
+    action: str | None = None
+    attempt: int = 0  # deferrals so far (budget, 601)
+
+    @property
+    def domains(self) -> tuple[Domain, ...]:
+        if self.appli is None:
+            return DOMAINS
+        domain = APPLI_DOMAINS.get(self.appli)
+        return (domain,) if domain else ()
+
+
+class Cursors:
+    def __init__(self, container: ContainerProxy) -> None:
+        self.container = container
+
+    @staticmethod
+    def _id(userid: str, domain: str) -> str:
+        return f"{userid}.{domain}"
+
+    def get(self, userid: str, domain: str) -> dict[str, Any] | None:
+        key = self._id(userid, domain)
+        try:
+            item: dict[str, Any] = self.container.read_item(key, partition_key=key)
+        except cosmos_errors.CosmosResourceNotFoundError:
+            return None
+        return item
+
+    def advance(self, userid: str, domain: str, lastupdate: int, synced_at: float) -> None:
+        """Moves the cursor to ``lastupdate`` unless it is already there or later (an
+        overlapping run finished first): the cursor never goes backwards."""
+        key = self._id(userid, domain)
+        for _ in range(10):
+            current = self.get(userid, domain)
+            if current is not None and int(current["lastupdate"]) >= lastupdate:
+                return
+            item = {"id": key, "userid": userid, "domain": domain, "lastupdate": lastupdate, "syncedAt": synced_at}
+            try:
+                if current is None:
+                    self.container.create_item(item)
+                else:
+                    self.container.replace_item(
+                        key, item, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+                    )
+                return
+            except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceExistsError):
+                continue
+
+
+@dataclass
+class WithingsSync:
+    client: WithingsClient
+    tokens: TokenStore
+    consents: ConsentStore
+    cursors: Cursors
+    raw_store: RawRecordStore
+    unknown_users: ContainerProxy
+    backfill: dt.timedelta
+    unlink: Callable[[str], None]
+    clock: Callable[[], float] = time.time
+
+    def run(self, job: SyncJob) -> dict[str, Any]:
+        consent = self.consents.find_by_account("withings", job.userid)
+        if consent is None:
+            self._record_unknown(job)
+            return {"outcome": "unknown-user"}
+        if job.appli == USER_EVENT_APPLI:
+            if job.action in ("unlink", "delete"):
+                self.unlink(job.userid)
+                return {"outcome": "unlinked"}
+            return {"outcome": "ignored-user-event"}
+        if consent.get("status") != "active":
+            return {"outcome": f"consent-{consent.get('status')}"}
+        attributes = {PATIENT_ATTRIBUTE: consent["patientId"], WITHINGS_USER_ATTRIBUTE: job.userid}
+        records = 0
+        for domain in job.domains:
+            records += self._sync_domain(job.userid, domain, attributes)
+        return {"outcome": "synced", "records": records}
+
+    def _record_unknown(self, job: SyncJob) -> None:
+        self.unknown_users.upsert_item(
+            {"id": f"unknown-{job.userid}", "userid": job.userid, "appli": job.appli, "lastSeen": self.clock()}
+        )
+
+    def _call(self, userid: str, path: str, action: str, **params: Any) -> tuple[str, dict[str, Any]]:
+        token = self.tokens.access_token(userid)
+        try:
+            return self.client.call(path, action, token, **params)
+        except WithingsAuthError:  # expired or revoked early: one refresh, then once more
+            token = self.tokens.access_token(userid, refresh_if=token)
+            return self.client.call(path, action, token, **params)
+
+    def _since(self, userid: str, domain: str) -> int:
+        cursor = self.cursors.get(userid, domain)
+        if cursor is not None:  # overlap: a change in the cursor's own second, or clock skew
+            return int(cursor["lastupdate"]) - SYNC_OVERLAP_S
+        return int(self.clock() - self.backfill.total_seconds())
+
+    def _accept(self, text: str, attributes: dict[str, str]) -> None:
+        self.raw_store.accept(
+            source="withings", format="withings-json", body=text, content_type="application/json", attributes=attributes
+        )
+
+    def _sync_domain(self, userid: str, domain: Domain, attributes: dict[str, str]) -> int:
+        since, started = self._since(userid, domain), int(self.clock())
+        records, offset, newest = 0, 0, since
+        while True:
+            if domain == "measure":
+                text, body = self._call(
+                    userid, "measure", "getmeas", meastypes=_MEASTYPES, category=1, lastupdate=since, offset=offset
+                )
+                if body.get("measuregrps"):
+                    self._accept(text, attributes)
+                    records += 1
+                newest = max(newest, int(body.get("updatetime") or started))
+            elif domain == "activity":
+                text, body = self._call(userid, "v2/measure", "getactivity", lastupdate=since, offset=offset)
+                if body.get("activities"):
+                    self._accept(text, attributes)
+                    records += 1
+                newest = started
+            else:
+                _, body = self._call(userid, "v2/heart", "list", lastupdate=since, offset=offset)
+                for series in body.get("series") or []:
+                    _, signal = self._call(userid, "v2/heart", "get", signalid=series["ecg"]["signalid"])
+                    answer = {"status": 0, "body": {**signal, "series": series}}
+                    self._accept(json.dumps(answer), attributes)
+                    records += 1
+                newest = started
+            if not body.get("more"):
+                break
+            offset = int(body.get("offset") or 0)
+        self.cursors.advance(userid, domain, newest, self.clock())
+        return records
+
+
+JOB_DEDUPE_S = 600
+
+
+@dataclass
+class SyncJobRunner:
+    """Runs one queued job. Out of budget or told to slow down (601): the job goes back on the
+    queue to run later, never dropped. A user whose grant is gone is reported (consent
+    ``needs-reconsent``), not retried forever."""
+
+    sync: WithingsSync
+    budget: CallBudget
+    queue: QueueClient
+    markers: ContainerProxy
+    clock: Callable[[], float] = time.time
+
+    def handle(self, body: str) -> dict[str, Any]:
+        job = SyncJob.model_validate_json(body)
+        if self._seen_recently(job):
+            return {"outcome": "duplicate"}
+        try:
+            return self.sync.run(job)
+        except BudgetExhausted as exc:
+            self.requeue(job, exc.retry_after_s)
+            return {"outcome": "deferred", "retryAfterS": exc.retry_after_s}
+        except WithingsRateLimited:
+            self.budget.pause()
+            self.requeue(job, self.budget.pause_s)
+            return {"outcome": "deferred", "retryAfterS": self.budget.pause_s}
+        except NeedsReconsent:
+            return {"outcome": "needs-reconsent"}
+
+    def enqueue(self, job: SyncJob, delay_s: int = 0) -> None:
+        self.queue.send_message(job.model_dump_json().encode(), visibility_timeout=delay_s or None)
+
+    def requeue(self, job: SyncJob, delay_s: int) -> None:
+        self.enqueue(job.model_copy(update={"attempt": job.attempt + 1}), max(1, delay_s))
+
+    def _seen_recently(self, job: SyncJob) -> bool:
+        """The same notification delivered again (Withings retries, at least once): one run."""
+        if job.appli is None or job.startdate is None or job.attempt:
+            return False
+        key = f"job-{job.userid}-{job.appli}-{job.startdate}-{job.enddate}"
+        now = self.clock()
+        try:
+            self.markers.create_item({"id": key, "at": now, "ttl": JOB_DEDUPE_S})
+            return False
+        except cosmos_errors.CosmosResourceExistsError:
+            marker = self.markers.read_item(key, partition_key=key)
+            if now - float(marker["at"]) >= JOB_DEDUPE_S:
+                self.markers.upsert_item({"id": key, "at": now, "ttl": JOB_DEDUPE_S})
+                return False
+            return True
+
+
+def due_jobs(consents: ConsentStore, cursors: Cursors, max_age_s: float, now: float, limit: int) -> list[SyncJob]:
+    """The poller's plan: consented users whose oldest cursor is older than ``max_age_s``."""
+    jobs = []
+    for record in consents.list(source="withings", status="active"):
+        userid = record.get("accountId")
+        if not userid:
+            continue
+        synced = [cursors.get(userid, domain) for domain in DOMAINS]
+        oldest = min((float(c["syncedAt"]) if c else 0.0) for c in synced)
+        if now - oldest > max_age_s:
+            jobs.append(SyncJob(userid=userid))
+        if len(jobs) >= limit:
+            break
+    return jobs

@@ -1,0 +1,357 @@
+"""The Withings connector end to end: the local Withings simulator (OAuth, Notify with its HEAD
+probe, getmeas/heart/activity with lastupdate and paging, status envelopes) plus the local
+stack. Withings reaches the app's notification URL through a small HTTP front."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from shared.api import pipeline as pipeline_api
+from shared.api import withings as withings_api
+from shared.api.context import AppContext, reset_context
+from shared.clients.names import WITHINGS_SYNC_QUEUE
+from shared.clients.storage import queue_client
+from shared.withings.budget import CallBudget
+from shared.withings.client import Tokens, WithingsClient
+from shared.withings.sync import SyncJob, SyncJobRunner
+from shared.withings.tokens import NeedsReconsent, secret_name
+from tests.conftest import FIXTURES, answer, drive, put_patient, search, send
+from tests.function_host import serve
+
+USERID = "12345"
+SIM = "http://127.0.0.1:8096"
+NOW = int(time.time())
+
+
+def sim(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    if body is None:
+        response = requests.get(f"{SIM}{path}", timeout=10)
+    else:
+        response = requests.post(f"{SIM}{path}", json=body, timeout=10)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def sim_calls(prefix: str) -> int:
+    return sum(count for name, count in sim("/_sim/stats")["stats"].items() if name.startswith(prefix))
+
+
+def user_data() -> dict[str, Any]:
+    groups = json.loads((FIXTURES / "withings" / "getmeas.json").read_text())["body"]["measuregrps"]
+    for group in groups:
+        group["modified"] = NOW - 120
+    groups.append(
+        {
+            "grpid": 2726399000,
+            "attrib": 0,
+            "date": NOW - 3600,
+            "created": NOW - 3500,
+            "modified": NOW - 120,
+            "category": 1,
+            "deviceid": "0f0e0d0c0b0a",
+            "model": "ScanWatch",
+            "measures": [{"value": 97, "type": 54, "unit": 0}],
+        }
+    )
+    series = {
+        "deviceid": "0f0e0d0c0b0a",
+        "model": "ScanWatch",
+        "ecg": {"signalid": 777, "afib": 0},
+        "heart_rate": 72,
+        "timestamp": NOW - 7200,
+        "timezone": "Europe/Paris",
+        "modified": NOW - 100,
+        "signal": [(i * 37) % 400 - 200 for i in range(300 * 30)],
+        "sampling_frequency": 300,
+    }
+    activities = [
+        {"date": "2026-11-20", "steps": 8412, "timezone": "Europe/Paris", "deviceid": None, "modified": NOW - 50}
+    ]
+    return {"userid": USERID, "measuregrps": groups, "series": [series], "activities": activities}
+
+
+@pytest.fixture
+def host(context: AppContext) -> Iterator[str]:
+    routes = [
+        (re.compile(r"/api/withings/notify/(?P<secret>[^/]+)"), withings_api.withings_notify),
+        (re.compile(r"/api/withings/callback"), withings_api.withings_callback),
+    ]
+    port = int(urlsplit(context.settings.withings_public_base_url or "").port or 7071)
+    with serve(port, routes) as url:
+        yield url
+
+
+@pytest.fixture
+def withings(clean_cosmos: AppContext, clean_fhir: str, store: Any, host: str) -> AppContext:
+    sim("/_sim/reset", {})
+    sim("/_sim/user", user_data())
+    queue_client(clean_cosmos.settings, WITHINGS_SYNC_QUEUE).clear_messages()
+    clean_cosmos.withings_tokens.delete(USERID)
+    put_patient(clean_fhir, "anna")
+    return clean_cosmos
+
+
+def sync_queue(context: AppContext):
+    return queue_client(context.settings, WITHINGS_SYNC_QUEUE)
+
+
+def run_sync(context: AppContext) -> int:
+    return drive(sync_queue(context), withings_api.withings_sync)
+
+
+def run_pipeline(store: Any) -> int:
+    return drive(store.queue, pipeline_api.process_raw_record, max_deliveries=200)
+
+
+def connect(admin_token: str) -> requests.Response:
+    status, body = answer(
+        send(withings_api.withings_connect, "GET", "x", token=admin_token, params={"patient": "anna"})
+    )
+    assert status == 302
+    consent_page = requests.get(body["authorizeUrl"], allow_redirects=False, timeout=10)
+    assert consent_page.status_code == 302
+    return requests.get(consent_page.headers["Location"], allow_redirects=False, timeout=10)
+
+
+def by_code(fhir_url: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for observation in search(fhir_url, "Observation", subject="Patient/anna", _count="200"):
+        found.setdefault(observation["code"]["coding"][0]["code"], []).append(observation)
+    return found
+
+
+def notify(host: str, context: AppContext, form: str, secret: str | None = None) -> requests.Response:
+    url = f"{host}/api/withings/notify/{secret or context.withings_notify_secret}"
+    return requests.post(url, data=form, headers={"content-type": "application/x-www-form-urlencoded"}, timeout=10)
+
+
+def test_connect_notify_and_sync_into_fhir_without_duplicates(
+    withings: AppContext, store: Any, fhir_url: str, admin_token: str, host: str
+):
+    callback = connect(admin_token)
+    assert callback.status_code == 200, callback.text
+    assert "connected" in callback.text
+    tokens = withings.withings_tokens.load(USERID)
+    assert tokens.refresh_token
+    secret = withings.secrets.get_secret(secret_name(USERID))
+    assert (secret.properties.tags or {}).get("source") == "withings"
+    consent = withings.consents.find("anna", "withings")
+    assert consent is not None
+    assert (consent["status"], consent["accountId"]) == ("active", USERID)
+    assert {"blood-pressure", "body-weight", "steps", "ecg"} <= set(consent["scopes"])
+    subscriptions = sim("/_sim/stats")["subscriptions"][USERID]
+    assert {s["appli"] for s in subscriptions} == {1, 2, 4, 16, 54, 58, 46}
+    assert all(s["callbackurl"].startswith(f"{host}/api/withings/notify/") for s in subscriptions)
+
+    assert run_sync(withings) == 1  # the initial backfill
+    run_pipeline(store)
+    codes = by_code(fhir_url)
+    [bp] = codes["85354-9"]
+    assert {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in bp["component"]} == {
+        "8480-6": 143,
+        "8462-4": 106,
+    }
+    assert sorted(o["valueQuantity"]["value"] for o in codes["29463-7"]) == pytest.approx([56.3, 72.35])
+    [spo2] = codes["2708-6"]
+    assert spo2["valueQuantity"]["value"] == 97
+    [ecg] = codes["131328"]
+    assert any("valueSampledData" in c for c in ecg["component"])
+    [steps] = codes["55423-8"]
+    assert steps["valueQuantity"]["value"] == 8412
+    written = sum(len(v) for v in codes.values())
+
+    calls_before = sim_calls("/measure")
+    for _ in range(10):  # Withings delivers at least once: the same notification ten times
+        response = notify(host, withings, f"userid={USERID}&appli=4&startdate={NOW - 4000}&enddate={NOW}")
+        assert response.status_code == 200
+    withings.withings_jobs.enqueue(SyncJob(userid=USERID))  # and an overlapping poller run
+    assert run_sync(withings) == 11
+    pages_per_run = -(-len(user_data()["measuregrps"]) // 2)  # the simulator pages by 2
+    assert sim_calls("/measure") - calls_before == 2 * pages_per_run  # one notification run + the poller run
+    run_pipeline(store)
+    assert sum(len(v) for v in by_code(fhir_url).values()) == written  # nothing new, no duplicate
+
+
+def test_edits_and_deletions_upstream_become_amended_and_entered_in_error(
+    withings: AppContext, store: Any, fhir_url: str, admin_token: str, host: str
+):
+    assert connect(admin_token).status_code == 200
+    run_sync(withings)
+    run_pipeline(store)
+    sim(
+        "/_sim/edit-group",
+        {"userid": USERID, "grpid": 2726375351, "changes": {"measures": [{"value": 56900, "type": 1, "unit": -3}]}},
+    )
+    sim("/_sim/delete-group", {"userid": USERID, "grpid": 2726388728})  # the blood pressure
+    assert notify(host, withings, f"userid={USERID}&appli=1&startdate={NOW}&enddate={NOW + 60}").status_code == 200
+    run_sync(withings)
+    run_pipeline(store)
+    codes = by_code(fhir_url)
+    edited = next(o for o in codes["29463-7"] if o["identifier"][0]["value"].startswith("2726375351/"))
+    assert (edited["status"], edited["valueQuantity"]["value"]) == ("amended", 56.9)
+    [bp] = codes["85354-9"]
+    [heart_rate] = codes["8867-4"]
+    assert (bp["status"], heart_rate["status"]) == ("entered-in-error", "entered-in-error")
+
+
+def test_refresh_is_single_flight_and_a_dead_refresh_token_needs_reconsent(withings: AppContext, admin_token: str):
+    assert connect(admin_token).status_code == 200
+    store = withings.withings_tokens
+    current = store.load(USERID)
+    store.save(Tokens(**{**current.__dict__, "expires_at": 0}))  # the access token has expired
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(store.access_token(USERID))) for _ in range(2)]
+    before = sim_calls("token:refresh_token")
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sim_calls("token:refresh_token") - before == 1  # one exchange for both
+    assert len(set(results)) == 1
+    assert store.load(USERID).refresh_token != current.refresh_token  # the rotated token is kept
+
+    sim("/_sim/invalidate-refresh", {"userid": USERID})
+    store.save(Tokens(**{**store.load(USERID).__dict__, "expires_at": 0}))
+    with pytest.raises(NeedsReconsent):
+        store.access_token(USERID)
+    consent = withings.consents.find("anna", "withings")
+    assert consent is not None
+    assert consent["status"] == "needs-reconsent"
+    outcome = withings.withings_jobs.handle(SyncJob(userid=USERID).model_dump_json())
+    assert outcome["outcome"] == "consent-needs-reconsent"  # reported, not retried
+
+
+def test_601_storms_defer_jobs_within_the_budget_and_lose_nothing(
+    withings: AppContext, store: Any, fhir_url: str, admin_token: str
+):
+    assert connect(admin_token).status_code == 200
+    sync_queue(withings).clear_messages()
+    clock = [1_000_000.0]
+    budget = CallBudget(withings.cosmos.get_container_client("withings"), 4, 60, clock=lambda: clock[0])
+    context_sync = withings.withings_jobs.sync
+    client = WithingsClient(
+        withings.settings.withings_api_url,
+        context_sync.client.client_id,
+        context_sync.client.client_secret,
+        budget=budget.acquire,
+    )
+    sync = dataclasses.replace(context_sync, client=client)
+    runner = SyncJobRunner(sync, budget, sync_queue(withings), withings.cosmos.get_container_client("withings"))
+    sim("/_sim/faults", {"status": 601, "count": 2, "paths": ["/measure"]})
+    job = SyncJob(userid=USERID).model_dump_json()
+
+    assert runner.handle(job)["outcome"] == "deferred"  # 601: everybody pauses
+    calls = sim_calls("/")
+    assert runner.handle(job)["outcome"] == "deferred"  # still paused: no call at all
+    assert sim_calls("/") == calls
+    assert sync_queue(withings).get_queue_properties().approximate_message_count == 2  # kept, not lost
+
+    clock[0] += 61
+    assert runner.handle(job)["outcome"] == "deferred"  # the second 601
+    clock[0] += 61
+    outcomes = [runner.handle(job)["outcome"] for _ in range(3)]
+    assert outcomes[0] in ("synced", "deferred")
+    # Within one minute the budget of 4 calls holds, however many jobs try.
+    window_calls = sim_calls("/") - calls
+    assert window_calls <= 4 + 2  # the 4 of the budget, plus the two refused 601 calls before
+    for _ in range(10):
+        clock[0] += 61
+        if runner.handle(job)["outcome"] == "synced":
+            break
+    run_pipeline(store)
+    assert "85354-9" in by_code(fhir_url)  # everything arrived in the end
+
+
+def test_unlink_and_disconnect_remove_tokens_revoke_consent_and_unsubscribe(
+    withings: AppContext, admin_token: str, host: str
+):
+    assert connect(admin_token).status_code == 200
+    assert notify(host, withings, f"userid={USERID}&appli=46&action=unlink").status_code == 200
+    sync_queue(withings).clear_messages()
+    assert (
+        withings.withings_jobs.handle(SyncJob(userid=USERID, appli=46, action="unlink").model_dump_json())["outcome"]
+        == "unlinked"
+    )
+    with pytest.raises(NeedsReconsent):
+        withings.withings_tokens.load(USERID)
+    consent = withings.consents.find("anna", "withings")
+    assert consent is not None
+    assert consent["status"] == "revoked"
+    assert sim("/_sim/stats")["subscriptions"][USERID] == []
+
+    assert connect(admin_token).status_code == 200  # reconnect: the soft-deleted secret is recovered
+    assert withings.consents.find("anna", "withings")["status"] == "active"  # type: ignore[index]
+    status = send(withings_api.withings_disconnect, "POST", "x", token=admin_token, params={"patient": "anna"})
+    assert status.status_code == 204
+    assert withings.consents.find("anna", "withings")["status"] == "revoked"  # type: ignore[index]
+    assert sim("/_sim/stats")["subscriptions"][USERID] == []
+
+
+def test_bad_notifications_states_and_consents_are_4xx_and_do_no_work(
+    withings: AppContext, admin_token: str, host: str, monkeypatch: pytest.MonkeyPatch
+):
+    queue = sync_queue(withings)
+    bad_forms = [
+        "userid=abc&appli=4&startdate=1&enddate=2",
+        "appli=4&startdate=1&enddate=2",
+        "userid=1&appli=999&startdate=1&enddate=2",
+        "userid=1&appli=4",
+        "userid=1&appli=4&startdate=-5&enddate=2",
+        "%%%",
+    ]
+    for form in bad_forms:
+        assert notify(host, withings, form).status_code == 400, form
+    assert notify(host, withings, "userid=1&appli=4&startdate=1&enddate=2", secret="wrong").status_code == 404
+    assert requests.head(f"{host}/api/withings/notify/wrong", timeout=10).status_code == 404
+    assert requests.head(f"{host}/api/withings/notify/{withings.withings_notify_secret}", timeout=10).status_code == 200
+    assert queue.get_queue_properties().approximate_message_count == 0
+
+    monkeypatch.setenv("WITHINGS_NOTIFY_ALLOWED_NETWORKS", "198.51.100.0/24")
+    reset_context()
+    try:
+        from shared.api.context import get_context
+
+        secret = get_context().withings_notify_secret
+        refused = requests.post(
+            f"{host}/api/withings/notify/{secret}",
+            data="userid=1&appli=4&startdate=1&enddate=2",
+            headers={"content-type": "application/x-www-form-urlencoded", "x-forwarded-for": "203.0.113.9"},
+            timeout=10,
+        )
+        assert refused.status_code == 403
+    finally:
+        monkeypatch.undo()
+        reset_context()
+
+    # Unknown users: 200 for Withings, recorded by the worker.
+    assert notify(host, withings, "userid=999&appli=1&startdate=1&enddate=2").status_code == 200
+    run_sync(withings)
+    unknown = withings.cosmos.get_container_client("withings").read_item("unknown-999", partition_key="unknown-999")
+    assert unknown["userid"] == "999"
+
+    # A denied consent, a forged state, a replayed state: a clear page, nothing stored.
+    sim("/_sim/deny-next-consent", {})
+    denied = connect(admin_token)
+    assert denied.status_code == 400
+    assert "not granted" in denied.text
+    forged = requests.get(f"{host}/api/withings/callback?code=abc&state=eyJ4Ijp9.forged", timeout=10)
+    assert forged.status_code == 400
+    assert withings.consents.find("anna", "withings") is None
+    callback = connect(admin_token)
+    assert callback.status_code == 200
+    replay = requests.get(callback.url, timeout=10)
+    assert replay.status_code == 400
+    assert "already used" in replay.text
+    query = parse_qs(urlsplit(callback.url).query)
+    assert "code" in query
