@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from azure.functions.timer import TimerRequest  # the host's concrete class
 
 from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
@@ -355,3 +356,20 @@ def test_bad_notifications_states_and_consents_are_4xx_and_do_no_work(
     assert "already used" in replay.text
     query = parse_qs(urlsplit(callback.url).query)
     assert "code" in query
+
+
+def test_poller_queues_only_users_not_synced_for_a_while(withings: AppContext, admin_token: str):
+    assert connect(admin_token).status_code == 200
+    run_sync(withings)  # the backfill sets every cursor
+    queue = sync_queue(withings)
+    withings_api.withings_poller(TimerRequest(past_due=False))
+    assert queue.get_queue_properties().approximate_message_count == 0  # synced just now
+    cursors = withings.cosmos.get_container_client("sync-cursors")
+    for cursor in list(cursors.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
+        cursor["syncedAt"] = time.time() - 2 * 3600  # two hours ago: older than the hour allowed
+        cursors.upsert_item({k: v for k, v in cursor.items() if not k.startswith("_")})
+    withings_api.withings_poller(TimerRequest(past_due=False))
+    assert queue.get_queue_properties().approximate_message_count == 1
+    [message] = queue.peek_messages()
+    job = SyncJob.model_validate_json(message.content)
+    assert (job.userid, job.appli) == (USERID, None)
