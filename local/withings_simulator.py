@@ -107,6 +107,13 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
 
+    def _authorized(self) -> str | None:
+        """The token's user, or None after answering status 401."""
+        userid = self._bearer_user()
+        if userid is None:
+            self._status(401, "invalid token")
+        return userid
+
     def _bearer_user(self) -> str | None:
         header = self.headers.get("Authorization") or ""
         token = header[7:] if header.startswith("Bearer ") else ""
@@ -213,9 +220,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._status(293, "unsupported grant_type")
 
     def _notify(self, form: dict[str, str]) -> None:
-        userid = self._bearer_user()
+        userid = self._authorized()
         if userid is None:
-            self._status(401, "invalid token")
             return
         action = form.get("action")
         if action == "subscribe":
@@ -257,9 +263,8 @@ class Handler(BaseHTTPRequestHandler):
         return page, more, offset + len(page)
 
     def _getmeas(self, form: dict[str, str]) -> None:
-        userid = self._bearer_user()
+        userid = self._authorized()
         if userid is None:
-            self._status(401, "invalid token")
             return
         with STATE.lock:
             user = STATE.user(userid)
@@ -282,9 +287,8 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def _getactivity(self, form: dict[str, str]) -> None:
-        userid = self._bearer_user()
+        userid = self._authorized()
         if userid is None:
-            self._status(401, "invalid token")
             return
         with STATE.lock:
             user = STATE.user(userid)
@@ -295,9 +299,8 @@ class Handler(BaseHTTPRequestHandler):
             self._ok({"activities": shown, "more": bool(more), "offset": offset})
 
     def _heart(self, form: dict[str, str]) -> None:
-        userid = self._bearer_user()
+        userid = self._authorized()
         if userid is None:
-            self._status(401, "invalid token")
             return
         with STATE.lock:
             user = STATE.user(userid)

@@ -77,18 +77,24 @@ class Tokens:
         return now >= self.expires_at - margin_s
 
 
+def envelope_body(response: requests.Response, what: str) -> dict[str, Any]:
+    """The ``body`` of a successful ``{"status": 0, "body": {...}}`` answer; a typed error else."""
+    try:
+        envelope = response.json()
+    except ValueError:
+        raise WithingsServerError(f"Withings {what}: not JSON", withings_status=-1) from None
+    status = envelope.get("status") if isinstance(envelope, dict) else None
+    if status != 0:
+        raise error_for(int(status) if isinstance(status, int) else -1, what, envelope.get("error"))
+    body: dict[str, Any] = envelope.get("body") or {}
+    return body
+
+
 def _unwrap(what: str) -> Callable[[requests.Response], requests.Response]:
-    """Authlib hook: Withings wraps the token answer as ``{"status": 0, "body": {...}}``."""
+    """Authlib hook: Withings wraps the token answer in its envelope."""
 
     def hook(response: requests.Response) -> requests.Response:
-        try:
-            envelope = response.json()
-        except ValueError:
-            raise WithingsServerError(f"Withings {what}: not JSON", withings_status=-1) from None
-        status = envelope.get("status")
-        if status != 0:
-            raise error_for(int(status) if isinstance(status, int) else -1, what, envelope.get("error"))
-        response._content = json.dumps(envelope.get("body") or {}).encode()
+        response._content = json.dumps(envelope_body(response, what)).encode()
         return response
 
     return hook
@@ -180,14 +186,7 @@ class WithingsClient:
             raise DependencyError("Withings is unreachable") from exc
         if response.status_code >= 500:
             raise WithingsServerError(f"Withings {action}: HTTP {response.status_code}", withings_status=-1)
-        try:
-            envelope = response.json()
-        except ValueError:
-            raise WithingsServerError(f"Withings {action}: not JSON", withings_status=-1) from None
-        status = envelope.get("status")
-        if status != 0:
-            raise error_for(int(status) if isinstance(status, int) else -1, action, envelope.get("error"))
-        return response.text, envelope.get("body") or {}
+        return response.text, envelope_body(response, action)
 
     def subscribe(self, token: str, callback_url: str, appli: int) -> None:
         self.call("notify", "subscribe", token, callbackurl=callback_url, appli=appli, comment="iomt-hub")
