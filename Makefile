@@ -42,8 +42,8 @@ check: lint typecheck
 # (even on failure) unless it was already running before.
 test: install
 	@was_running=0; $(PY) local/stack.py running && was_running=1; \
-	$(MAKE) --no-print-directory local-up || exit $$?; \
-	status=0; $(MAKE) --no-print-directory check || status=$$?; \
+	status=0; $(MAKE) --no-print-directory local-up || status=$$?; \
+	if [ $$status = 0 ]; then $(MAKE) --no-print-directory check || status=$$?; fi; \
 	if [ $$was_running = 0 ]; then $(PY) local/stack.py down; fi; \
 	exit $$status
 
