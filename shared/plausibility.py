@@ -62,6 +62,12 @@ def drop_implausible(result: ParseResult) -> None:
     """Moves every implausible reading of ``result`` to its rejected list, with the reason."""
     kept = []
     for measurement in result.readings:
+        value = measurement.value
+        if value is not None and measurement.kind is not Kind.BLOOD_PRESSURE:
+            bounds = RANGES.get((measurement.kind, value.unit))
+            if bounds is not None and bounds[0] <= value.value <= bounds[1]:
+                kept.append(measurement)  # the common case, decided without a call to problem()
+                continue
         reason = problem(measurement)
         if reason:
             result.rejected.append(RejectedReading(measurement.source_id, reason))

@@ -12,7 +12,7 @@ import orjson
 
 from shared.errors import InvalidPayload
 
-_EPOCH_LIMIT_S = 32503680000  # year 3000
+EPOCH_LIMIT_S = 32503680000  # year 3000
 
 
 def load_json(text: str | bytes) -> Any:
@@ -26,13 +26,13 @@ def load_json(text: str | bytes) -> Any:
 def parse_instant(value: Any, field: str) -> dt.datetime:
     """RFC 3339 (any fraction length, ``Z`` or an offset) or epoch seconds, as a number or a
     string. The result keeps the offset the source gave; a naive time is refused."""
-    if type(value) is int and 0 < value < _EPOCH_LIMIT_S:  # the common case, first
+    if type(value) is int and 0 < value < EPOCH_LIMIT_S:  # the common case, first
         return dt.datetime.fromtimestamp(value, tz=dt.UTC)
     if isinstance(value, bool):
         raise InvalidPayload(f"{field} must be a date-time, not a boolean")
     if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
         seconds = float(value)
-        if not math.isfinite(seconds) or not 0 < seconds < _EPOCH_LIMIT_S:
+        if not math.isfinite(seconds) or not 0 < seconds < EPOCH_LIMIT_S:
             raise InvalidPayload(f"{field} is not a plausible epoch time")
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
     if not isinstance(value, str) or not value.strip():
@@ -50,7 +50,7 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
 
 
 def epoch_in_zone(seconds: Any, zone: ZoneInfo | None, field: str) -> dt.datetime:
-    if type(seconds) is int and 0 < seconds < _EPOCH_LIMIT_S:  # the common case, first
+    if type(seconds) is int and 0 < seconds < EPOCH_LIMIT_S:  # the common case, first
         return dt.datetime.fromtimestamp(seconds, tz=zone or dt.UTC)
     instant = parse_instant(seconds, field)
     return instant.astimezone(zone) if zone else instant

@@ -27,7 +27,15 @@ from shared.measurement import (
     SampledSignal,
     Status,
 )
-from shared.providers.common import epoch_in_zone, load_json, optional_text, parse_number, require_mapping, zone_info
+from shared.providers.common import (
+    EPOCH_LIMIT_S,
+    epoch_in_zone,
+    load_json,
+    optional_text,
+    parse_number,
+    require_mapping,
+    zone_info,
+)
 
 SOURCE = "withings"
 MEASTYPE_SYSTEM = "urn:iomt-hub:withings:meastype"
@@ -43,14 +51,6 @@ class MeasType:
     unit: str  # UCUM
     kind: Kind = Kind.OTHER  # OTHER: coded with MEASTYPE_SYSTEM
     scale: float = 1.0  # from Withings' unit to the UCUM unit
-
-    def suffix(self, meastype: int) -> str:
-        """The reading's part of the source id (``<grpid>/<suffix>``)."""
-        return "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
-
-    def coding(self, meastype: int) -> Coding | None:
-        """Withings' own code, for the meastypes with no standard one."""
-        return Coding(MEASTYPE_SYSTEM, str(meastype), self.name) if self.kind is Kind.OTHER else None
 
 
 MEASTYPES: dict[int, MeasType] = {
@@ -78,6 +78,21 @@ MEASTYPES: dict[int, MeasType] = {
     138: MeasType("Corrected QT interval duration", "ms"),
     139: MeasType("Atrial fibrillation result from PPG", "1"),
     155: MeasType("Vascular age", "a"),
+}
+
+
+ReadingParts = tuple[Kind, str, float, str, Coding | None]  # kind, UCUM unit, scale, id suffix, own code
+
+
+def _reading_parts(meastype: int, spec: MeasType) -> ReadingParts:
+    suffix = "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
+    coding = Coding(MEASTYPE_SYSTEM, str(meastype), spec.name) if spec.kind is Kind.OTHER else None
+    return spec.kind, spec.unit, spec.scale, suffix, coding
+
+
+# Built once: the per-reading work of the hot path is a lookup.
+_READING_PARTS: dict[int, ReadingParts] = {
+    meastype: _reading_parts(meastype, spec) for meastype, spec in MEASTYPES.items()
 }
 
 
@@ -199,9 +214,13 @@ def _parse_group(
         result.deleted_group_ids.append(str(group.grpid))
         return
     grpid, attrib, created = group.grpid, group.attrib, group.created
+    group_id = str(grpid)
     modified = group.modified if group.modified is not None else created
-    effective = epoch_in_zone(group.date, zone, "date")
-    issued = epoch_in_zone(modified, zone, "modified") if modified is not None else None
+    tz = zone or dt.UTC
+    if not 0 < group.date < EPOCH_LIMIT_S or (modified is not None and not 0 < modified < EPOCH_LIMIT_S):
+        raise InvalidPayload("date or modified is not a plausible epoch time")
+    effective = dt.datetime.fromtimestamp(group.date, tz)
+    issued = dt.datetime.fromtimestamp(modified, tz) if modified is not None else None
     device_key = (group.deviceid, group.model)
     if device_key not in devices:
         devices[device_key] = device_identity(*device_key)
@@ -231,7 +250,7 @@ def _parse_group(
                 kind=Kind.BLOOD_PRESSURE,
                 source=SOURCE,
                 source_id=f"{grpid}/blood-pressure",
-                group_id=str(grpid),
+                group_id=group_id,
                 effective_start=effective,
                 components=components,
                 device=device,
@@ -243,19 +262,20 @@ def _parse_group(
             )
         )
     for meastype, value in values.items():
-        spec = MEASTYPES.get(meastype)
-        if spec is None:
+        parts = _READING_PARTS.get(meastype)
+        if parts is None:
             result.unknown_types.append(f"meastype {meastype}")
-            spec = MeasType(f"Withings meastype {meastype}", "1")
+            parts = _reading_parts(meastype, MeasType(f"Withings meastype {meastype}", "1"))
+        kind, unit, scale, suffix, coding = parts
         readings.append(
             Measurement(
-                kind=spec.kind,
+                kind=kind,
                 source=SOURCE,
-                source_id=f"{grpid}/{spec.suffix(meastype)}",
-                group_id=str(grpid),
+                source_id=f"{grpid}/{suffix}",
+                group_id=group_id,
                 effective_start=effective,
-                value=Quantity(round(value * spec.scale, 6), spec.unit),
-                source_code=spec.coding(meastype),
+                value=Quantity(round(value * scale, 6), unit),
+                source_code=coding,
                 device=device,
                 issued=issued,
                 status=status,
