@@ -142,33 +142,23 @@ class WithingsClient:
             scope=str(answer.get("scope", "")),
         )
 
-    def exchange_code(self, code: str, redirect_uri: str) -> Tokens:
+    def _token_request(self, grant: Callable[..., Any], **params: Any) -> Tokens:
+        """An Authlib grant call at Withings' token endpoint (``action=requesttoken``)."""
         self.budget()
         try:
-            answer = self._oauth().fetch_token(
-                f"{self.api_url}/v2/oauth2",
-                grant_type="authorization_code",
-                code=code,
-                redirect_uri=redirect_uri,
-                action="requesttoken",
-                timeout=self.timeout_s,
-            )
+            answer = grant(f"{self.api_url}/v2/oauth2", action="requesttoken", timeout=self.timeout_s, **params)
         except requests.RequestException as exc:
             raise DependencyError("Withings is unreachable") from exc
         return self._tokens(dict(answer))
 
+    def exchange_code(self, code: str, redirect_uri: str) -> Tokens:
+        oauth = self._oauth()
+        return self._token_request(
+            oauth.fetch_token, grant_type="authorization_code", code=code, redirect_uri=redirect_uri
+        )
+
     def refresh(self, refresh_token: str) -> Tokens:
-        self.budget()
-        try:
-            answer = self._oauth().refresh_token(
-                f"{self.api_url}/v2/oauth2",
-                refresh_token=refresh_token,
-                action="requesttoken",
-                timeout=self.timeout_s,
-            )
-        except requests.RequestException as exc:
-            raise DependencyError("Withings is unreachable") from exc
-        return self._tokens(dict(answer))
+        return self._token_request(self._oauth().refresh_token, refresh_token=refresh_token)
 
     # -- data and notify ------------------------------------------------------------------------
     def call(self, path: str, action: str, token: str, **params: Any) -> tuple[str, dict[str, Any]]:
