@@ -143,6 +143,18 @@ def _reference(resource_type: str, resource_id: str) -> dict[str, str]:
 _isoformat = functools.lru_cache(maxsize=64)(dt.datetime.isoformat)
 
 
+def _identifiers(source: str, source_id: str, group_id: str | None) -> list[dict[str, str]]:
+    reading = {"system": reading_identifier_system(source), "value": source_id}
+    if group_id is None:
+        return [reading]
+    return [reading, {"system": group_identifier_system(source), "value": group_id}]
+
+
+@functools.lru_cache(maxsize=4096)
+def _device_reference(device_key: str) -> dict[str, str]:
+    return {"reference": f"Device/{_device_id_of_key(device_key)}"}
+
+
 def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     value = measurement.value
     code, category, profile = _code_parts(
@@ -153,11 +165,9 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         "resourceType": "Observation",
         "id": observation_id(source, measurement.source_id),
         "meta": _meta(source, profile, measurement.manual_entry, measurement.ambiguous_user),
-        "identifier": [{"system": reading_identifier_system(source), "value": measurement.source_id}],
+        "identifier": _identifiers(source, measurement.source_id, measurement.group_id),
         "status": measurement.status,
     }
-    if measurement.group_id is not None:
-        resource["identifier"].append({"system": group_identifier_system(source), "value": measurement.group_id})
     if category is not None:
         resource["category"] = category
     resource["code"] = code
@@ -172,7 +182,7 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     if measurement.issued is not None:
         resource["issued"] = _isoformat(measurement.issued)
     if measurement.device is not None:
-        resource["device"] = _reference("Device", device_id(measurement.device))
+        resource["device"] = _device_reference(measurement.device.key)
     if value is not None:
         resource["valueQuantity"] = _quantity(value)
     if measurement.components or measurement.signal is not None:
