@@ -346,6 +346,9 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.faults.append(
                     {"status": body["status"], "count": body.get("count", 1), "paths": body.get("paths")}
                 )
+            elif path == "/_sim/subscribe":  # a subscription made earlier (no probe now)
+                entry = {"callbackurl": body["callbackurl"], "appli": body["appli"], "comment": ""}
+                STATE.subscriptions.setdefault(str(body["userid"]), []).append(entry)
             elif path == "/_sim/deny-next-consent":
                 STATE.deny_next_consent = True
             elif path == "/_sim/invalidate-refresh":

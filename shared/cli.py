@@ -96,6 +96,19 @@ def _create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _withings_resubscribe(_: argparse.Namespace) -> int:
+    """After rotating the Withings client secret (the notification URL's secret derives from
+    it): every linked user's subscriptions moved to the new URL."""
+    from shared.api.context import get_context
+
+    context = get_context()
+    for record in context.consents.list(source="withings", status="active"):
+        if record.get("accountId"):
+            done = context.withings_connector.resubscribe(str(record["accountId"]))
+            print(json.dumps({"withingsUser": record["accountId"], **done}))
+    return 0
+
+
 def _admin_token(_: argparse.Namespace) -> int:
     """A local admin access token from the OIDC simulator (local stack only)."""
     import requests
@@ -172,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--name", required=True)
     create_user.add_argument("--patient", required=True, help="Patient id or system|value identifier in FHIR")
     create_user.set_defaults(handler=_create_user)
+
+    resubscribe = commands.add_parser(
+        "withings-resubscribe", help="point every linked Withings user's notifications at the current URL"
+    )
+    resubscribe.set_defaults(handler=_withings_resubscribe)
 
     admin_token = commands.add_parser("admin-token", help="print an admin access token (local stack only)")
     admin_token.set_defaults(handler=_admin_token)

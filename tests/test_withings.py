@@ -17,6 +17,7 @@ import pytest
 import requests
 from azure.functions.timer import TimerRequest  # the host's concrete class
 
+from shared import cli
 from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
 from shared.api.context import AppContext, reset_context
@@ -388,3 +389,18 @@ def test_poller_queues_only_users_not_synced_for_a_while(withings: AppContext, a
     [message] = queue.peek_messages()
     job = SyncJob.model_validate_json(message.content)
     assert (job.userid, job.appli) == (USERID, None)
+
+
+def test_resubscribe_moves_notifications_to_the_current_url(
+    withings: AppContext, admin_token: str, host: str, capsys: pytest.CaptureFixture[str]
+):
+    assert connect(admin_token).status_code == 200
+    stale = f"{host}/api/withings/notify/{'0' * 64}"  # the URL before a client secret rotation
+    sim("/_sim/subscribe", {"userid": USERID, "callbackurl": stale, "appli": 1})
+    current_url = withings.withings_connector.notify_url
+    withings.withings_client.revoke(withings.withings_tokens.access_token(USERID), current_url, 4)  # one lost
+    assert cli.main(["withings-resubscribe"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"withingsUser": USERID, "revoked": 1, "subscribed": 1}
+    subscriptions = sim("/_sim/stats")["subscriptions"][USERID]
+    assert {s["callbackurl"] for s in subscriptions} == {current_url}
+    assert sorted(s["appli"] for s in subscriptions) == [1, 2, 4, 16, 46, 54, 58]

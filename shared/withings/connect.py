@@ -88,6 +88,23 @@ class WithingsConnector:
         self.enqueue(SyncJob(userid=tokens.userid))  # the initial backfill, every domain
         return patient_id, tokens.userid
 
+    def resubscribe(self, userid: str) -> dict[str, int]:
+        """Makes the user's subscriptions point at the current notification URL (it changes when
+        the client secret is rotated): stale ones revoked, missing ones made."""
+        token = self.tokens.access_token(userid)
+        current = self.client.subscriptions(token)
+        revoked = 0
+        for subscription in current:
+            url = str(subscription.get("callbackurl", ""))
+            if url != self.notify_url and "/api/withings/notify/" in url:
+                self.client.revoke(token, url, int(subscription["appli"]))
+                revoked += 1
+        present = {int(s["appli"]) for s in current if s.get("callbackurl") == self.notify_url}
+        missing = [appli for appli in SUBSCRIBED_APPLIS if appli not in present]
+        for appli in missing:
+            self.client.subscribe(token, self.notify_url, appli)
+        return {"revoked": revoked, "subscribed": len(missing)}
+
     def unlink(self, userid: str, *, by: str = "withings") -> None:
         """Unsubscribes (best effort: after an unlink Withings may refuse the token), deletes the
         tokens and revokes the consent. Data already written stays."""
