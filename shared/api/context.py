@@ -154,11 +154,12 @@ class AppContext:
             unlink=lambda userid: self.withings_connector.unlink(userid),
         )
         return SyncJobRunner(
-            sync,
-            self.withings_budget,
-            queue_client(settings, WITHINGS_SYNC_QUEUE),
-            self.cosmos.get_container_client(WITHINGS_CONTAINER),
+            sync, self.withings_budget, self.withings_sync_queue, self.cosmos.get_container_client(WITHINGS_CONTAINER)
         )
+
+    @cached_property
+    def withings_sync_queue(self) -> QueueClient:
+        return queue_client(self.settings, WITHINGS_SYNC_QUEUE)
 
     @cached_property
     def withings_connector(self) -> WithingsConnector:

@@ -18,7 +18,7 @@ from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
 from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
-from shared.withings.sync import SyncJob, due_jobs
+from shared.withings.sync import SyncJob, due_jobs, enqueue_job
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(status_code=200)
     job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
     try:
-        context.withings_jobs.enqueue(job)
+        enqueue_job(context.withings_sync_queue, job)  # not withings_jobs: no sync machinery here
     except Exception as exc:
         raise DependencyError("the sync queue is unavailable; retry") from exc
     return func.HttpResponse(status_code=200)

@@ -13,18 +13,14 @@ from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
-from shared.errors import HubError
+from shared.errors import TooManyRequests
 
 BUDGET_ID = "call-budget"
 WINDOW_S = 60
 
 
-class BudgetExhausted(HubError):
-    status, code = 503, "withings_budget_exhausted"
-
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+class BudgetExhausted(TooManyRequests):
+    code = "withings_budget_exhausted"
 
 
 class CallBudget:

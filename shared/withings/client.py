@@ -8,12 +8,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 
 from shared.errors import DependencyError, HubError
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
 
 AUTH_STATUSES = frozenset({100, 101, 102, 200, 401})
 BAD_REQUEST_STATUSES = frozenset(range(201, 214)) | {293}
@@ -124,6 +126,10 @@ class WithingsClient:
 
     # -- OAuth --------------------------------------------------------------------------------
     def _oauth(self) -> OAuth2Session:
+        # Imported here: Authlib costs ~90 ms to import, and only token calls need it (not the
+        # cold start of every function).
+        from authlib.integrations.requests_client import OAuth2Session
+
         session = OAuth2Session(
             self.client_id,
             self.client_secret,

@@ -183,6 +183,10 @@ class WithingsSync:
 JOB_DEDUPE_S = 600
 
 
+def enqueue_job(queue: QueueClient, job: SyncJob, delay_s: int = 0) -> None:
+    queue.send_message(job.model_dump_json().encode(), visibility_timeout=delay_s or None)
+
+
 @dataclass
 class SyncJobRunner:
     """Runs one queued job. Out of budget or told to slow down (601): the job goes back on the
@@ -212,7 +216,7 @@ class SyncJobRunner:
             return {"outcome": "needs-reconsent"}
 
     def enqueue(self, job: SyncJob, delay_s: int = 0) -> None:
-        self.queue.send_message(job.model_dump_json().encode(), visibility_timeout=delay_s or None)
+        enqueue_job(self.queue, job, delay_s)
 
     def requeue(self, job: SyncJob, delay_s: int) -> None:
         self.enqueue(job.model_copy(update={"attempt": job.attempt + 1}), max(1, delay_s))
