@@ -105,7 +105,7 @@ def main() -> None:
         "withings": ("withings-json", withings_payloads(args.readings)),
     }
     print(
-        f"{'source':<10} {'records':>8} {'resources':>9} {'convert/s':>10} {'json/s':>10} {'ratio':>6} {'peak MiB':>9}"
+        f"{'source':<10} {'records':>8} {'resources':>9} {'convert/s':>10} {'json/s':>10} {'ratio':>6} {'peak KiB':>9}"
     )
     for source, (format_name, payloads) in workloads.items():
 
@@ -131,7 +131,7 @@ def main() -> None:
         records = args.readings
         print(
             f"{source:<10} {records:>8} {resources:>9} {records / convert_s:>10.0f} {records / baseline_s:>10.0f} "
-            f"{convert_s / baseline_s:>6.2f} {peak / 2**20:>9.1f}"
+            f"{convert_s / baseline_s:>6.2f} {peak / 2**10:>9.0f}"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from shared.measurement import Kind, Measurement, ParseResult, Quantity, RejectedReading
+from shared.measurement import Component, Kind, Measurement, ParseResult, RejectedReading
 
 RANGES: dict[tuple[Kind, str], tuple[float, float]] = {
     (Kind.HEART_RATE, "/min"): (20, 300),
@@ -32,14 +32,7 @@ BLOOD_PRESSURE_RANGES: dict[str, tuple[float, float]] = {
 def problem(measurement: Measurement) -> str | None:
     """Why the reading is implausible, or None."""
     if measurement.kind is Kind.BLOOD_PRESSURE:
-        parts = {c.name: c.quantity for c in measurement.components}
-        for name, (low, high) in BLOOD_PRESSURE_RANGES.items():
-            quantity = parts.get(name)
-            if quantity is not None and (reason := _outside(f"{name} pressure", quantity, low, high)):
-                return reason
-        if "systolic" in parts and "diastolic" in parts and parts["systolic"].value <= parts["diastolic"].value:
-            return "systolic pressure is not above diastolic pressure"
-        return None
+        return _blood_pressure_problem(measurement.components)
     if measurement.value is None:
         return None
     value, unit = measurement.value
@@ -52,9 +45,15 @@ def problem(measurement: Measurement) -> str | None:
     return f"{measurement.kind} is outside the plausible range {low:g}-{high:g} {unit}"
 
 
-def _outside(name: str, quantity: Quantity, low: float, high: float) -> str | None:
-    if not math.isfinite(quantity.value) or not low <= quantity.value <= high:
-        return f"{name} is outside the plausible range {low:g}-{high:g} {quantity.unit}"
+def _blood_pressure_problem(components: tuple[Component, ...]) -> str | None:
+    pressures: dict[str, float] = {}
+    for name, (value, unit) in components:
+        bounds = BLOOD_PRESSURE_RANGES.get(name)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:  # true for NaN too
+            return f"{name} pressure is outside the plausible range {bounds[0]:g}-{bounds[1]:g} {unit}"
+        pressures[name] = value
+    if pressures.get("systolic", math.inf) <= pressures.get("diastolic", -math.inf):
+        return "systolic pressure is not above diastolic pressure"
     return None
 
 
@@ -65,7 +64,7 @@ def drop_implausible(result: ParseResult) -> None:
         value = measurement.value
         if value is not None and measurement.kind is not Kind.BLOOD_PRESSURE:
             bounds = RANGES.get((measurement.kind, value.unit))
-            if bounds is not None and bounds[0] <= value.value <= bounds[1]:
+            if bounds[0] <= value.value <= bounds[1] if bounds is not None else math.isfinite(value.value):
                 kept.append(measurement)  # the common case, decided without a call to problem()
                 continue
         reason = problem(measurement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -121,6 +122,33 @@ def test_ecg_is_sampled_data_in_chunks():
     joined = " ".join(c["data"] for c in chunks).split()
     assert [float(v) for v in joined] == list(samples)
     assert chunks[0]["origin"]["code"] == "uV"
+
+
+@pytest.mark.parametrize(
+    ("instant", "text"),
+    [
+        (dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC), "2026-05-01T08:30:00+00:00"),
+        (
+            dt.datetime(2026, 5, 1, 8, 30, 5, 250000, tzinfo=ZoneInfo("Europe/Paris")),
+            "2026-05-01T08:30:05.250000+02:00",
+        ),
+        (dt.datetime(2026, 1, 1, 8, 30, tzinfo=ZoneInfo("America/St_Johns")), "2026-01-01T08:30:00-03:30"),
+        # Local mean time before 1937 was UTC+00:19:32 here; FHIR offsets are ±hh:mm only.
+        (dt.datetime(1930, 1, 1, tzinfo=ZoneInfo("Europe/Amsterdam")), "1930-01-01T00:00:00+00:20"),
+    ],
+)
+def test_instants_keep_their_offset_in_fhir_form(instant, text):
+    reading = Measurement(
+        kind=Kind.HEART_RATE,
+        source="withings",
+        source_id=f"{instant.timestamp()}/heart-rate",
+        effective_start=instant,
+        issued=instant,
+        value=Quantity(60, "/min"),
+    )
+    resource = observation(reading, "p1")
+    assert (resource["effectiveDateTime"], resource["issued"]) == (text, text)
+    validate(resource)
 
 
 def test_entered_in_error_and_amended_status():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 
 import pytest
 
+from shared import plausibility
 from shared.errors import InvalidPayload
-from shared.measurement import Kind
+from shared.measurement import Coding, Component, Kind, Measurement, ParseResult, Quantity
 from shared.providers import fhir_standard, healthkit, medisante, withings
 from tests.conftest import FIXTURES
 
@@ -144,6 +147,45 @@ def test_medisante_negative_weight_is_rejected_and_unknown_type_reported():
     document["metadata"]["measurementType"] = "Spirometry"
     result = medisante.parse_document(document)
     assert (result.readings, result.unknown_types) == ([], ["measurementType Spirometry"])
+
+
+def test_plausibility_rejects_non_finite_values_of_any_kind():
+    instant = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    result = ParseResult(
+        readings=[
+            Measurement(
+                kind=Kind.OTHER,
+                source="withings",
+                source_id="a",
+                effective_start=instant,
+                value=Quantity(math.inf, "1"),
+                source_code=Coding("urn:x", "8"),
+            ),
+            Measurement(
+                kind=Kind.OTHER,
+                source="withings",
+                source_id="b",
+                effective_start=instant,
+                value=Quantity(4.5, "1"),
+                source_code=Coding("urn:x", "8"),
+            ),
+            Measurement(
+                kind=Kind.BLOOD_PRESSURE,
+                source="withings",
+                source_id="c",
+                effective_start=instant,
+                components=(
+                    Component("systolic", Quantity(math.nan, "mm[Hg]")),
+                    Component("diastolic", Quantity(80, "mm[Hg]")),
+                ),
+            ),
+        ]
+    )
+    plausibility.drop_implausible(result)
+    assert [m.source_id for m in result.readings] == ["b"]
+    reasons = {r.source_id: r.reason for r in result.rejected}
+    assert "not a finite number" in reasons["a"]
+    assert "systolic pressure is outside" in reasons["c"]
 
 
 # -- HealthKit -----------------------------------------------------------------------------
@@ -292,6 +334,22 @@ def test_withings_every_meastype_of_the_table_maps():
     result = withings.parse_getmeas(_group(measures))
     assert len(result.readings) + len(result.rejected) == len(measures)
     assert all(m.kind is not Kind.OTHER or m.source_code for m in result.readings)
+
+
+@pytest.mark.parametrize(
+    ("measure", "value", "unit"),
+    [
+        ({"value": 56300, "type": 1, "unit": -3}, 56.3, "kg"),
+        ({"value": 7235, "type": 1, "unit": -2}, 72.35, "kg"),
+        ({"value": 123456789, "type": 1, "unit": -8}, 1.23456789, "kg"),
+        ({"value": 115, "type": 4, "unit": -2}, 115, "cm"),  # metres to centimetres
+        ({"value": 1734, "type": 4, "unit": -3}, 173.4, "cm"),
+        ({"value": 3, "type": 11, "unit": 1}, 30, "/min"),
+    ],
+)
+def test_withings_values_are_the_exact_decimal(measure, value, unit):
+    [reading] = withings.parse_getmeas(_group([measure])).readings
+    assert (reading.value.value, reading.value.unit) == (value, unit)  # exact: no float residue, no rounding
 
 
 def test_withings_unknown_meastype_kept_under_own_code_and_reported():

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from shared.fhir.codes import (
     BLOOD_PRESSURE_COMPONENTS,
     CATEGORY_SYSTEM,
@@ -37,7 +39,6 @@ _CATEGORY_DISPLAY = {
 }
 
 
-@functools.lru_cache(maxsize=64)
 def reading_identifier_system(source: str) -> str:
     return f"urn:iomt-hub:{source}:reading"
 
@@ -46,20 +47,21 @@ def _hashed_id(prefix: str, key: str) -> str:
     return f"{prefix}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}"
 
 
-@functools.lru_cache(maxsize=64)
 def group_identifier_system(source: str) -> str:
     """Readings measured together (one Withings measure group): a deletion upstream names the group."""
     return f"urn:iomt-hub:{source}:group"
 
 
 @functools.lru_cache(maxsize=64)
-def _identifier_prefix(source: str) -> bytes:
-    return f"{reading_identifier_system(source)}|".encode()
+def _identifier_parts(source: str) -> tuple[str, str, bytes]:
+    """(reading system, group system, the prefix hashed into observation ids) of a source."""
+    reading_system = reading_identifier_system(source)
+    return reading_system, group_identifier_system(source), f"{reading_system}|".encode()
 
 
 def observation_id(source: str, source_id: str) -> str:
     """``obs-`` + sha256("<identifier system>|<source id>")[:40]: the same reading, the same id."""
-    return "obs-" + hashlib.sha256(_identifier_prefix(source) + source_id.encode()).hexdigest()[:40]
+    return "obs-" + hashlib.sha256(_identifier_parts(source)[2] + source_id.encode()).hexdigest()[:40]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,15 +141,12 @@ def _reference(resource_type: str, resource_id: str) -> dict[str, str]:
 
 
 # The readings of one payload share their instants (a blood pressure and its pulse, a weight
-# and its body fat); datetimes cache their hash, so a hit costs a tenth of formatting.
-_isoformat = functools.lru_cache(maxsize=64)(dt.datetime.isoformat)
-
-
-def _identifiers(source: str, source_id: str, group_id: str | None) -> list[dict[str, str]]:
-    reading = {"system": reading_identifier_system(source), "value": source_id}
-    if group_id is None:
-        return [reading]
-    return [reading, {"system": group_identifier_system(source), "value": group_id}]
+# and its body fat); datetimes cache their hash, so a hit costs a fraction of formatting.
+@functools.lru_cache(maxsize=64)
+def _isoformat(moment: dt.datetime) -> str:
+    """RFC 3339, as ``isoformat`` but in a third of its time, and offsets always ±hh:mm as FHIR
+    requires (``isoformat`` writes the seconds of historical local mean time offsets)."""
+    return orjson.dumps(moment)[1:-1].decode()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -155,17 +154,42 @@ def _device_reference(device_key: str) -> dict[str, str]:
     return {"reference": f"Device/{_device_id_of_key(device_key)}"}
 
 
+@functools.lru_cache(maxsize=1024)
+def _constant_parts(
+    source: str,
+    kind: Kind,
+    method: str | None,
+    unit: str | None,
+    source_code: Coding | None,
+    manual_entry: bool,
+    ambiguous_user: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, dict[str, Any]]:
+    """(meta, category, code): what every reading of one kind from one source shares."""
+    code, category, profile = _code_parts(kind, method, unit, source_code)
+    return _meta(source, profile, manual_entry, ambiguous_user), category, code
+
+
 def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     value = measurement.value
-    code, category, profile = _code_parts(
-        measurement.kind, measurement.method, value.unit if value is not None else None, measurement.source_code
+    source, source_id = measurement.source, measurement.source_id
+    meta, category, code = _constant_parts(
+        source,
+        measurement.kind,
+        measurement.method,
+        value.unit if value is not None else None,
+        measurement.source_code,
+        measurement.manual_entry,
+        measurement.ambiguous_user,
     )
-    source = measurement.source
+    reading_system, group_system, id_prefix = _identifier_parts(source)
+    identifier = [{"system": reading_system, "value": source_id}]
+    if measurement.group_id is not None:
+        identifier.append({"system": group_system, "value": measurement.group_id})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": observation_id(source, measurement.source_id),
-        "meta": _meta(source, profile, measurement.manual_entry, measurement.ambiguous_user),
-        "identifier": _identifiers(source, measurement.source_id, measurement.group_id),
+        "id": "obs-" + hashlib.sha256(id_prefix + source_id.encode()).hexdigest()[:40],  # observation_id, inlined
+        "meta": meta,
+        "identifier": identifier,
         "status": measurement.status,
     }
     if category is not None:

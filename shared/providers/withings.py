@@ -43,6 +43,7 @@ DEVICE_SYSTEM = "urn:iomt-hub:withings:deviceid"
 MANUAL_ATTRIBS = frozenset({2, 4})
 AMBIGUOUS_ATTRIBS = frozenset({1})
 SYSTOLIC, DIASTOLIC, PULSE = 10, 9, 11
+MAX_UNIT = 20  # |unit|, the power of ten of a measure: larger is not a real measure
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,12 @@ class MeasType:
     name: str
     unit: str  # UCUM
     kind: Kind = Kind.OTHER  # OTHER: coded with MEASTYPE_SYSTEM
-    scale: float = 1.0  # from Withings' unit to the UCUM unit
+    power: int = 0  # of ten, from Withings' unit to the UCUM unit
 
 
 MEASTYPES: dict[int, MeasType] = {
     1: MeasType("Weight", "kg", Kind.BODY_WEIGHT),
-    4: MeasType("Height", "cm", Kind.BODY_HEIGHT, scale=100),
+    4: MeasType("Height", "cm", Kind.BODY_HEIGHT, power=2),
     5: MeasType("Fat free mass", "kg"),
     6: MeasType("Fat ratio", "%", Kind.BODY_FAT_PERCENT),
     8: MeasType("Fat mass weight", "kg"),
@@ -81,13 +82,13 @@ MEASTYPES: dict[int, MeasType] = {
 }
 
 
-ReadingParts = tuple[Kind, str, float, str, Coding | None]  # kind, UCUM unit, scale, id suffix, own code
+ReadingParts = tuple[Kind, str, int, str, Coding | None]  # kind, UCUM unit, power of ten, id suffix, own code
 
 
 def _reading_parts(meastype: int, spec: MeasType) -> ReadingParts:
     suffix = "heart-rate" if meastype == PULSE else f"meastype-{meastype}"
     coding = Coding(MEASTYPE_SYSTEM, str(meastype), spec.name) if spec.kind is Kind.OTHER else None
-    return spec.kind, spec.unit, spec.scale, suffix, coding
+    return spec.kind, spec.unit, spec.power, suffix, coding
 
 
 # Built once: the per-reading work of the hot path is a lookup.
@@ -225,13 +226,13 @@ def _parse_group(
     if device_key not in devices:
         devices[device_key] = device_identity(*device_key)
     device = devices[device_key]
-    values: dict[int, float] = {}
+    measures: dict[int, Measure] = {}
     for position, measure in enumerate(group.measures):
-        if not -20 <= measure.unit <= 20:
+        if not -MAX_UNIT <= measure.unit <= MAX_UNIT:
             raise InvalidPayload(f"measures[{position}].unit is not a power of ten")
         if not math.isfinite(measure.value):
             raise InvalidPayload(f"measures[{position}].value is not a finite number")
-        values[measure.type] = measure.value * 10**measure.unit
+        measures[measure.type] = measure
 
     status: Status = "amended" if modified is not None and created is not None and modified > created else "final"
     manual_entry = attrib in MANUAL_ATTRIBS
@@ -240,10 +241,10 @@ def _parse_group(
     readings = result.readings
     # The two Measurement(...) calls below are spelled out on purpose: building them from a
     # shared **kwargs dict costs 7 % of the Withings conversion benchmark.
-    if SYSTOLIC in values and DIASTOLIC in values:
+    if SYSTOLIC in measures and DIASTOLIC in measures:
         components = (
-            Component("systolic", Quantity(round(values.pop(SYSTOLIC), 6), "mm[Hg]")),
-            Component("diastolic", Quantity(round(values.pop(DIASTOLIC), 6), "mm[Hg]")),
+            Component("systolic", Quantity(_scaled(measures.pop(SYSTOLIC), 0), "mm[Hg]")),
+            Component("diastolic", Quantity(_scaled(measures.pop(DIASTOLIC), 0), "mm[Hg]")),
         )
         readings.append(
             Measurement(
@@ -261,12 +262,12 @@ def _parse_group(
                 annotations=annotations,
             )
         )
-    for meastype, value in values.items():
+    for meastype, measure in measures.items():
         parts = _READING_PARTS.get(meastype)
         if parts is None:
             result.unknown_types.append(f"meastype {meastype}")
             parts = _reading_parts(meastype, MeasType(f"Withings meastype {meastype}", "1"))
-        kind, unit, scale, suffix, coding = parts
+        kind, unit, power, suffix, coding = parts
         readings.append(
             Measurement(
                 kind=kind,
@@ -274,7 +275,7 @@ def _parse_group(
                 source_id=f"{grpid}/{suffix}",
                 group_id=group_id,
                 effective_start=effective,
-                value=Quantity(round(value * scale, 6), unit),
+                value=Quantity(_scaled(measure, power), unit),
                 source_code=coding,
                 device=device,
                 issued=issued,
@@ -284,6 +285,16 @@ def _parse_group(
                 annotations=annotations,
             )
         )
+
+
+def _scaled(measure: Measure, power: int) -> float:
+    """value × 10^(unit + power), correctly rounded: dividing by an exact power of ten gives the
+    float nearest the decimal (14300 × 10^-2 → 143.0 and 56300 × 10^-3 → 56.3, never 56.300000000000004)."""
+    exponent = measure.unit + power
+    return measure.value / _TENS[-exponent] if exponent < 0 else measure.value * _TENS[exponent]
+
+
+_TENS: tuple[int, ...] = tuple(10**power for power in range(MAX_UNIT + 3))  # + the largest MeasType.power
 
 
 def parse_activity(body: dict[str, Any], *, userid: str | None) -> ParseResult:
