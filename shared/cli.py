@@ -28,6 +28,8 @@ def _convert(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"error: cannot read {args.file}: {type(exc).__name__}", file=sys.stderr)
         return 2
+    if args.source == "withings" and _is_form(text):
+        return _withings_notification(text)
     format_name = args.format or conversion.DEFAULT_FORMATS[args.source]
     options = {"userid": args.withings_user} if args.source == "withings" else {}
     patient = args.patient
@@ -45,6 +47,28 @@ def _convert(args: argparse.Namespace) -> int:
         print("error: the payload holds no reading that could be converted", file=sys.stderr)
         return 2
     json.dump(batch_bundle(mapped.resources), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _is_form(text: str) -> bool:
+    stripped = text.strip()
+    return "=" in stripped and not stripped.startswith(("{", "[", "<"))
+
+
+def _withings_notification(text: str) -> int:
+    """A notification form as Withings posts it: nothing to write (an empty batch), and a note
+    on stderr saying what the hub does with it instead."""
+    from shared.fhir.mapping import batch_bundle
+    from shared.withings.notifications import parse_notification, what_the_hub_does
+
+    try:
+        job = parse_notification(text.strip().encode("utf-8"))
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"note: {what_the_hub_does(job)}", file=sys.stderr)
+    json.dump(batch_bundle([]), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 
@@ -162,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--format", help="medisante: medisante-json (default), medisante-xml, fhir-json, fhir-xml")
     convert.add_argument("--patient", default=PLACEHOLDER_PATIENT, help="Patient id for the subject references")
     convert.add_argument("--withings-user", help="Withings user id (needed for getactivity answers)")
-    convert.add_argument("file")
+    convert.add_argument("file", help="the payload as it arrives (Withings: an API answer or a notification form)")
     convert.set_defaults(handler=_convert)
 
     replay = commands.add_parser("replay", help="re-drive raw records through the ingest queue")

@@ -37,6 +37,24 @@ def test_convert_prints_a_batch_bundle_of_puts_for_every_fixture(source, path):
             assert resource["subject"] == {"reference": "Patient/cli-p1"}
 
 
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("notify-appli4.form", "reads the measure data of user 12345 changed between 1780039600 and 1780039700"),
+        ("notify-unlink.form", "action unlink"),
+    ],
+)
+def test_convert_withings_notification_writes_nothing_and_says_what_the_hub_does(name, words):
+    result = run_cli("convert", "--source", "withings", str(FIXTURES / "withings" / name))
+    assert result.returncode == 0, result.stderr
+    bundle = json.loads(result.stdout)
+    assert bundle == {"resourceType": "Bundle", "type": "batch"}  # no entry: nothing is written from it
+    validate(bundle)
+    [note] = result.stderr.strip().splitlines()
+    assert note.startswith("note: ")
+    assert words in note
+
+
 def test_convert_medisante_xml_format(tmp_path):
     document = json.loads((FIXTURES / "medisante" / "weight.json").read_text())
     xml = (
@@ -62,6 +80,9 @@ def test_convert_medisante_xml_format(tmp_path):
         ("{}", ["--source", "medisante", "--format", "csv"], "unknown format"),
         ('{"samples": "x"}', ["--source", "healthkit"], "arrays"),
         ('{"status": 601, "body": {}}', ["--source", "withings"], "status 601"),
+        ("userid=abc&appli=4&startdate=1&enddate=2", ["--source", "withings"], "userid is not a positive integer"),
+        ("userid=1&appli=4", ["--source", "withings"], "startdate is missing"),
+        ("userid=1&appli=999", ["--source", "withings"], "not a Withings notification category"),
     ],
 )
 def test_invalid_input_exits_2_with_one_line_naming_the_problem(tmp_path, content, args, words):

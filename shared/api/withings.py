@@ -8,7 +8,6 @@ import html
 import ipaddress
 import logging
 import time
-from urllib.parse import parse_qs
 
 import azure.functions as func
 
@@ -18,14 +17,14 @@ from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
 from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
-from shared.withings.sync import SyncJob, due_jobs, enqueue_job
+from shared.withings.notifications import parse_notification
+from shared.withings.sync import due_jobs, enqueue_job
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 ANONYMOUS = func.AuthLevel.ANONYMOUS
 NOTIFY_MAX_BYTES = 4096
-KNOWN_APPLIS = frozenset({1, 2, 4, 16, 44, 46, 50, 51, 54, 55, 58})
 POLL_SPREAD_S = 300
 CALLS_PER_JOB = 4
 
@@ -101,39 +100,6 @@ def _allowed(context: AppContext, req: func.HttpRequest) -> bool:
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
-
-
-def _integer(form: dict[str, str], name: str, *, required: bool) -> int | None:
-    value = form.get(name)
-    if value is None or value == "":
-        if required:
-            raise BadRequest(f"{name} is missing")
-        return None
-    if not value.isdigit() or len(value) > 12:
-        raise BadRequest(f"{name} is not a positive integer")
-    return int(value)
-
-
-def parse_notification(body: bytes) -> SyncJob:
-    try:
-        form = {k: v[0] for k, v in parse_qs(body.decode("ascii"), strict_parsing=True).items()}
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("the notification is not a form-encoded body") from None
-    userid = _integer(form, "userid", required=True)
-    appli = _integer(form, "appli", required=True)
-    if appli not in KNOWN_APPLIS:
-        raise BadRequest("appli is not a Withings notification category")
-    action = form.get("action")
-    if action is not None and (len(action) > 32 or not action.isalpha()):
-        raise BadRequest("action is not valid")
-    dated = appli != 46
-    return SyncJob(
-        userid=str(userid),
-        appli=appli,
-        startdate=_integer(form, "startdate", required=dated),
-        enddate=_integer(form, "enddate", required=dated),
-        action=action,
-    )
 
 
 @bp.route(route="withings/notify/{secret}", methods=["HEAD", "POST"], auth_level=ANONYMOUS)

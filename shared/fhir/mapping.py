@@ -302,7 +302,10 @@ def batch_bundle(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
     entries = [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
     ]  # put_entry, inlined: this runs once per resource
-    return {"resourceType": "Bundle", "type": "batch", "entry": entries}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "batch"}
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return bundle
 
 
 PatientResolver = Callable[[Measurement], "str | None"]
