@@ -151,6 +151,40 @@ def test_instants_keep_their_offset_in_fhir_form(instant, text):
     validate(resource)
 
 
+def test_one_instant_in_two_zones_keeps_each_offset():
+    instant = dt.datetime(2026, 5, 29, 7, 27, 11, tzinfo=dt.UTC)
+    texts = []
+    for zone in (dt.UTC, ZoneInfo("Europe/Paris"), dt.timezone(dt.timedelta(hours=-5))):
+        reading = Measurement(
+            kind=Kind.HEART_RATE,
+            source="healthkit",
+            source_id=str(zone),
+            effective_start=instant.astimezone(zone),
+            value=Quantity(60, "/min"),
+        )
+        texts.append(observation(reading, "p1")["effectiveDateTime"])
+    assert texts == ["2026-05-29T07:27:11+00:00", "2026-05-29T09:27:11+02:00", "2026-05-29T02:27:11-05:00"]
+
+
+def test_the_repeated_hour_when_clocks_go_back_keeps_both_offsets():
+    paris = ZoneInfo("Europe/Paris")
+    first = dt.datetime(2026, 10, 25, 2, 30, tzinfo=paris)  # 02:30 summer time, then again in winter time
+    texts = [
+        observation(
+            Measurement(
+                kind=Kind.HEART_RATE,
+                source="withings",
+                source_id=f"fold-{fold}",
+                effective_start=first.replace(fold=fold),
+                value=Quantity(60, "/min"),
+            ),
+            "p1",
+        )["effectiveDateTime"]
+        for fold in (0, 1)
+    ]
+    assert texts == ["2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00"]
+
+
 def test_entered_in_error_and_amended_status():
     [resource] = [r for r in convert(*CASES[2]) if r["resourceType"] == "Observation"]
     marked = entered_in_error({**resource, "meta": {**resource["meta"], "versionId": "3"}})

@@ -224,6 +224,14 @@ def _sample(**fields):
     return base
 
 
+def test_healthkit_device_identity_does_not_depend_on_what_came_before():
+    versions = [
+        healthkit.device_identity(_sample(device={"localIdentifier": "watch", "softwareVersion": version}))
+        for version in (1, 1.0, True)
+    ]
+    assert [v.version for v in versions] == ["1", "1.0", "True"]
+
+
 @pytest.mark.parametrize(
     ("fields", "kind", "value", "unit"),
     [

@@ -280,7 +280,7 @@ def device_identity(sample: dict[str, Any]) -> DeviceIdentity | None:
         return _device_identity.__wrapped__(*fields)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: 1, 1.0 and True are one key otherwise
 def _device_identity(
     local_id: Any, bundle: Any, manufacturer: Any, model: Any, name: Any, version: Any
 ) -> DeviceIdentity | None:
