@@ -143,16 +143,6 @@ def _reference(resource_type: str, resource_id: str) -> dict[str, str]:
 def _isoformat(moment: dt.datetime) -> str:
     """RFC 3339, as ``isoformat`` but in a third of its time, and offsets always ±hh:mm as FHIR
     requires (``isoformat`` writes the seconds of historical local mean time offsets)."""
-    # Aware datetimes are equal, and hash alike, when their instants are (09:27+02:00 and
-    # 07:27+00:00), and within one zone when their wall times are, fold aside (02:30 twice on
-    # the night clocks go back): zone and fold complete the key.
-    return _isoformat_cached(moment, moment.tzinfo, moment.fold)
-
-
-# The readings of one payload share their instants (a blood pressure and its pulse, a weight
-# and its body fat); datetimes cache their hash, so a hit costs a fraction of formatting.
-@functools.lru_cache(maxsize=64)
-def _isoformat_cached(moment: dt.datetime, _zone: dt.tzinfo | None, _fold: int) -> str:
     return orjson.dumps(moment)[1:-1].decode()
 
 
