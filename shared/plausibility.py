@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from shared.measurement import Component, Kind, Measurement, ParseResult, RejectedReading
+from shared.measurement import Component, Kind, Measurement, ParseResult, RejectedReading, SampledSignal
 
 RANGES: dict[tuple[Kind, str], tuple[float, float]] = {
     (Kind.HEART_RATE, "/min"): (20, 300),
@@ -22,6 +22,11 @@ RANGES: dict[tuple[Kind, str], tuple[float, float]] = {
     (Kind.GLUCOSE, "mg/dL"): (9, 1100),
     (Kind.STEPS, "{steps}"): (0, 200_000),
 }
+# A value with no plausible range of its own (a source's own code) still has to be a number a
+# FHIR decimal can carry exactly; nothing measured comes near.
+MAX_MAGNITUDE = 1e15
+# A body-surface ECG is a few millivolts; a sample past a volt is not a voltage measured.
+MAX_ECG_MICROVOLTS = 1e6
 BLOOD_PRESSURE_RANGES: dict[str, tuple[float, float]] = {
     "systolic": (40, 300),
     "diastolic": (20, 250),
@@ -33,12 +38,19 @@ def problem(measurement: Measurement) -> str | None:
     """Why the reading is implausible, or None."""
     if measurement.kind is Kind.BLOOD_PRESSURE:
         return _blood_pressure_problem(measurement.components)
+    if measurement.signal is not None and (reason := _signal_problem(measurement.signal)):
+        return reason
+    for name, (value, _) in measurement.components:
+        if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # true for NaN too
+            return f"{name} of {measurement.kind} is not a finite number below {MAX_MAGNITUDE:g} in magnitude"
     if measurement.value is None:
         return None
     value, unit = measurement.value
     bounds = RANGES.get((measurement.kind, unit))
     if bounds is None:
-        return None if math.isfinite(value) else f"{measurement.kind} is not a finite number"
+        if -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # false for NaN too
+            return None
+        return f"{measurement.kind} is not a finite number below {MAX_MAGNITUDE:g} in magnitude"
     low, high = bounds
     if low <= value <= high:  # false for NaN too
         return None
@@ -57,6 +69,12 @@ def _blood_pressure_problem(components: tuple[Component, ...]) -> str | None:
     return None
 
 
+def _signal_problem(signal: SampledSignal) -> str | None:
+    if signal.unit == "uV" and not all(-MAX_ECG_MICROVOLTS <= v <= MAX_ECG_MICROVOLTS for v in signal.samples):
+        return f"an ECG sample is not a finite voltage within ±{MAX_ECG_MICROVOLTS:g} uV"
+    return None
+
+
 def drop_implausible(result: ParseResult) -> None:
     """Moves every implausible reading of ``result`` to its rejected list, with the reason."""
     kept = []
@@ -64,7 +82,8 @@ def drop_implausible(result: ParseResult) -> None:
         value = measurement.value
         if value is not None and measurement.kind is not Kind.BLOOD_PRESSURE:
             bounds = RANGES.get((measurement.kind, value.unit))
-            if bounds[0] <= value.value <= bounds[1] if bounds is not None else math.isfinite(value.value):
+            low, high = bounds if bounds is not None else (-MAX_MAGNITUDE, MAX_MAGNITUDE)
+            if low <= value.value <= high and not measurement.components:
                 kept.append(measurement)  # the common case, decided without a call to problem()
                 continue
         reason = problem(measurement)

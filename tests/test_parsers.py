@@ -6,10 +6,12 @@ import datetime as dt
 import json
 import math
 
+import orjson
 import pytest
 
-from shared import plausibility
+from shared import conversion, plausibility
 from shared.errors import InvalidPayload
+from shared.fhir.mapping import batch_bundle
 from shared.measurement import Coding, Component, Kind, Measurement, ParseResult, Quantity
 from shared.providers import fhir_standard, healthkit, medisante, withings
 from tests.conftest import FIXTURES
@@ -425,6 +427,62 @@ def test_withings_bad_group_is_rejected_alone():
     result = withings.parse_getmeas(payload)
     assert len(result.readings) == 1
     assert len(result.rejected) == 2
+
+
+@pytest.mark.parametrize(
+    ("measure", "words"),
+    [
+        ({"value": 10**16, "type": 8, "unit": 0}, "value"),
+        ({"value": 7, "type": 8, "unit": -21}, "unit"),
+        ({"value": 10**15, "type": 8, "unit": 20}, "not a finite number below"),  # 10^35 kg
+        ({"value": 10**15, "type": 999, "unit": 20}, "not a finite number below"),  # an unknown type too
+    ],
+)
+def test_withings_absurd_magnitudes_are_rejected_with_a_reason_and_the_rest_still_writes(measure, words):
+    good = {"value": 70, "type": 1, "unit": 0}
+    payload = _group([good])
+    payload["measuregrps"].append({**payload["measuregrps"][0], "grpid": 2, "measures": [measure]})
+    text = json.dumps({"status": 0, "body": payload})
+    parsed, mapped = conversion.convert("withings", "withings-json", text, lambda _: "p1")
+    assert [m.source_id for m in parsed.readings] == ["1/meastype-1"]
+    [rejected] = parsed.rejected
+    assert rejected.source_id.startswith("2")
+    assert words in rejected.reason
+    assert orjson.loads(orjson.dumps(batch_bundle(mapped.resources)))["entry"]  # what is kept serialises
+
+
+def test_withings_number_no_float_holds_refuses_the_answer_by_name():
+    payload = _group([{"value": 70, "type": 1, "unit": 0}])
+    text = json.dumps({"status": 0, "body": payload}).replace("70", "1" + "0" * 400)
+    with pytest.raises(InvalidPayload) as caught:
+        withings.parse_text(text)
+    assert "number is infinity" in caught.value.message
+
+
+def test_ecg_samples_and_components_past_any_real_magnitude_are_rejected():
+    series = {"ecg": {"signalid": 78, "afib": 0}, "timestamp": 1780039631, "heart_rate": 64}
+    assert withings.parse_ecg({"signal": [1, 2, 3], "sampling_frequency": 300}, series=series).readings
+    too_large = withings.parse_ecg({"signal": [1, 2e9, 3], "sampling_frequency": 300}, series=series)
+    assert too_large.readings == []
+    assert "ECG sample" in too_large.rejected[0].reason
+    ecg = {"type": "HKElectrocardiogramType", "samplingFrequency": 512, "voltageUnit": "V"}
+    result = healthkit.parse_upload(
+        {
+            "samples": [
+                _sample(uuid="A0000000-0000-4000-8000-000000000001", voltageMeasurements=[1e303], **ecg),
+                _sample(
+                    uuid="A0000000-0000-4000-8000-000000000002",
+                    voltageMeasurements=[0.0001],
+                    averageHeartRate=1e300,
+                    **ecg,
+                ),
+            ]
+        }
+    )
+    assert result.readings == []
+    reasons = [r.reason for r in result.rejected]
+    assert "ECG sample" in reasons[0]
+    assert "heart-rate of ecg is not a finite number below" in reasons[1]
 
 
 # -- FHIR standard -------------------------------------------------------------------------

@@ -5,10 +5,9 @@ unknown one is kept under Withings' own code system and reported, never dropped.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -44,6 +43,7 @@ MANUAL_ATTRIBS = frozenset({2, 4})
 AMBIGUOUS_ATTRIBS = frozenset({1})
 SYSTOLIC, DIASTOLIC, PULSE = 10, 9, 11
 MAX_UNIT = 20  # |unit|, the power of ten of a measure: larger is not a real measure
+MAX_RAW_VALUE = 1e15  # |value| before the power of ten: integers up to here are exact floats
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,12 @@ _READING_PARTS: dict[int, ReadingParts] = {
 
 
 class Measure(msgspec.Struct, gc=False):
-    value: int | float
+    """value × 10^unit. Checked as it is decoded: a float here is exact up to 2^53, and a
+    value no float can hold, or NaN, never reaches the arithmetic."""
+
+    value: Annotated[float, msgspec.Meta(ge=-MAX_RAW_VALUE, le=MAX_RAW_VALUE)]
     type: int
-    unit: int
+    unit: Annotated[int, msgspec.Meta(ge=-MAX_UNIT, le=MAX_UNIT)]
 
 
 class MeasureGroup(msgspec.Struct, gc=False):
@@ -226,13 +229,7 @@ def _parse_group(
     if device_key not in devices:
         devices[device_key] = device_identity(*device_key)
     device = devices[device_key]
-    measures: dict[int, Measure] = {}
-    for position, measure in enumerate(group.measures):
-        if not -MAX_UNIT <= measure.unit <= MAX_UNIT:
-            raise InvalidPayload(f"measures[{position}].unit is not a power of ten")
-        if not math.isfinite(measure.value):
-            raise InvalidPayload(f"measures[{position}].value is not a finite number")
-        measures[measure.type] = measure
+    measures = {measure.type: measure for measure in group.measures}
 
     status: Status = "amended" if modified is not None and created is not None and modified > created else "final"
     manual_entry = attrib in MANUAL_ATTRIBS
@@ -369,7 +366,9 @@ def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
         components=components,
         interpretation=AFIB_RESULTS.get(afib) if isinstance(afib, int) else None,
     )
-    return ParseResult(readings=[reading], devices=[device] if device else [])
+    result = ParseResult(readings=[reading], devices=[device] if device else [])
+    plausibility.drop_implausible(result)
+    return result
 
 
 # Heart v2 ``ecg.afib``: 0 negative, 1 positive, 2 inconclusive.
