@@ -272,6 +272,13 @@ def test_healthkit_timezone_metadata_gives_the_local_offset():
     assert reading.effective_start.isoformat() == "2026-07-23T15:44:05+02:00"
 
 
+@pytest.mark.parametrize("type_value", [["HKQuantityTypeIdentifierHeartRate"], {"a": 1}, 7])
+def test_healthkit_type_that_is_not_a_string_is_a_rejected_sample(type_value):
+    result = healthkit.parse_upload({"samples": [_sample(type=type_value)]})
+    assert (result.readings, result.unknown_types) == ([], [])
+    assert "type is missing or not a string" in result.rejected[0].reason
+
+
 def test_healthkit_ecg():
     sample = _sample(
         type="HKElectrocardiogramType",
@@ -420,6 +427,14 @@ def test_withings_bad_answers(text, words):
     assert words in caught.value.message
 
 
+@pytest.mark.parametrize("timezone", ["x" * 300, "../../etc/passwd", "/etc/localtime", "Mars/Olympus_Mons"])
+def test_withings_zone_that_is_not_a_zone_name_falls_back_to_utc(timezone):
+    payload = _group([{"value": 70, "type": 1, "unit": 0}])
+    payload["timezone"] = timezone
+    [reading] = withings.parse_getmeas(payload).readings
+    assert reading.effective_start.utcoffset() == dt.timedelta(0)
+
+
 def test_withings_bad_group_is_rejected_alone():
     payload = _group([{"value": 70, "type": 1, "unit": 0}])
     payload["measuregrps"].append({"grpid": "x", "measures": []})
@@ -510,6 +525,15 @@ FHIR_BUNDLE = {
         },
     ],
 }
+
+
+@pytest.mark.parametrize("resource_type", ["Basic2", None])
+def test_fhir_standard_entry_of_unknown_type_is_refused_by_name(resource_type):
+    bundle = json.loads(json.dumps(FHIR_BUNDLE))
+    bundle["entry"][0]["resource"]["resourceType"] = resource_type
+    with pytest.raises(InvalidPayload) as caught:
+        fhir_standard.parse_json(json.dumps(bundle))
+    assert "unknown resourceType" in caught.value.message
 
 
 def test_fhir_standard_json_and_xml_agree():

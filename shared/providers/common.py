@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,13 +57,18 @@ def epoch_in_zone(seconds: Any, zone: ZoneInfo | None, field: str) -> dt.datetim
     return instant.astimezone(zone) if zone else instant
 
 
+# IANA zone names: "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5", "UTC".
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]{0,30}(?:/[A-Za-z0-9_+\-]{1,30}){0,2}")
+
+
 @functools.lru_cache(maxsize=256)
 def zone_info(name: str | None) -> ZoneInfo | None:
-    if not name:
+    """The zone a source names, or None (unknown or not a zone name: the offset it gave stays)."""
+    if not name or not _ZONE_NAME.fullmatch(name):  # ZoneInfo reads the name as a file path
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 

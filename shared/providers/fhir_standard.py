@@ -38,6 +38,7 @@ _KIND_BY_LOINC: dict[str, Kind] = {
 _GLUCOSE_BY_LOINC = {coding.code: method for (method, _unit), coding in GLUCOSE_CODES.items()}
 _COMPONENT_BY_LOINC = {coding.code: name for name, coding in BLOOD_PRESSURE_COMPONENTS.items()}
 _SUPPORTED = ("Observation", "Bundle")
+_UNKNOWN_TYPE = "a resource in it has a missing or unknown resourceType"
 
 
 def parse_json(text: str) -> ParseResult:
@@ -49,6 +50,8 @@ def parse_json(text: str) -> ParseResult:
         model.model_validate(document)
     except ValidationError as exc:
         raise InvalidPayload(f"not a valid FHIR R4 {document['resourceType']}: {_first_error(exc)}") from None
+    except (KeyError, TypeError):  # how fhir.resources meets an entry's unknown resourceType
+        raise InvalidPayload(f"not a valid FHIR R4 {document['resourceType']}: {_UNKNOWN_TYPE}") from None
     return _to_measurements(document)
 
 
@@ -69,6 +72,8 @@ def parse_xml(text: str) -> ParseResult:
         model = _model_class(resource_type).model_validate_xml(text.encode("utf-8"), xmlparser=parser)
     except ValidationError as exc:
         raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {_first_error(exc)}") from None
+    except (KeyError, TypeError):
+        raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {_UNKNOWN_TYPE}") from None
     except (ValueError, etree.XMLSyntaxError) as exc:
         raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {type(exc).__name__}") from None
     return _to_measurements(json.loads(model.model_dump_json(exclude_none=True)))

@@ -120,8 +120,9 @@ def parse_upload(document: Any) -> ParseResult:
             measurement = _parse_sample(sample, uuid)
         except InvalidPayload as exc:
             result.rejected.append(RejectedReading(uuid or f"samples[{index}]", exc.message))
-            if isinstance(sample, dict) and sample.get("type") not in SUPPORTED_TYPES:
-                result.unknown_types.append(str(sample.get("type")))
+            type_name = sample.get("type") if isinstance(sample, dict) else None
+            if isinstance(type_name, str) and type_name not in SUPPORTED_TYPES:
+                result.unknown_types.append(type_name)
             continue
         reason = plausibility.problem(measurement)
         if reason:
@@ -164,7 +165,7 @@ def _parse_sample(sample: Any, uuid: str | None) -> Measurement:
         raise InvalidPayload("uuid is missing or not a UUID")
     type_name = sample.get("type")
     if not isinstance(type_name, str):
-        raise InvalidPayload("type is missing")
+        raise InvalidPayload("type is missing or not a string")
     metadata = _object(sample.get("metadata"))
     start, end = _period(sample, metadata)
     common: dict[str, Any] = {
