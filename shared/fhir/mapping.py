@@ -178,13 +178,13 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         measurement.manual_entry,
         measurement.ambiguous_user,
     )
-    reading_system, group_system, id_prefix = _identifier_parts(source)
+    reading_system, group_system, _ = _identifier_parts(source)
     identifier = [{"system": reading_system, "value": source_id}]
     if measurement.group_id is not None:
         identifier.append({"system": group_system, "value": measurement.group_id})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": "obs-" + hashlib.sha256(id_prefix + source_id.encode()).hexdigest()[:40],  # observation_id, inlined
+        "id": observation_id(source, source_id),
         "meta": meta,
         "identifier": identifier,
         "status": measurement.status,
