@@ -27,6 +27,17 @@ def convert(source, format_name, path, patient="p1"):
     return conversion.convert(source, format_name, path.read_text(), lambda _: patient)[1].resources
 
 
+def heart_rate(source_id, effective_start, **fields):
+    return Measurement(
+        kind=Kind.HEART_RATE,
+        source="healthkit",
+        source_id=source_id,
+        effective_start=effective_start,
+        value=Quantity(60, "/min"),
+        **fields,
+    )
+
+
 def observations(resources):
     return {r["code"]["coding"][0]["code"]: r for r in resources if r["resourceType"] == "Observation"}
 
@@ -138,15 +149,7 @@ def test_ecg_is_sampled_data_in_chunks():
     ],
 )
 def test_instants_keep_their_offset_in_fhir_form(instant, text):
-    reading = Measurement(
-        kind=Kind.HEART_RATE,
-        source="withings",
-        source_id=f"{instant.timestamp()}/heart-rate",
-        effective_start=instant,
-        issued=instant,
-        value=Quantity(60, "/min"),
-    )
-    resource = observation(reading, "p1")
+    resource = observation(heart_rate(f"{instant.timestamp()}/heart-rate", instant, issued=instant), "p1")
     assert (resource["effectiveDateTime"], resource["issued"]) == (text, text)
     validate(resource)
 
@@ -155,14 +158,7 @@ def test_one_instant_in_two_zones_keeps_each_offset():
     instant = dt.datetime(2026, 5, 29, 7, 27, 11, tzinfo=dt.UTC)
     texts = []
     for zone in (dt.UTC, ZoneInfo("Europe/Paris"), dt.timezone(dt.timedelta(hours=-5))):
-        reading = Measurement(
-            kind=Kind.HEART_RATE,
-            source="healthkit",
-            source_id=str(zone),
-            effective_start=instant.astimezone(zone),
-            value=Quantity(60, "/min"),
-        )
-        texts.append(observation(reading, "p1")["effectiveDateTime"])
+        texts.append(observation(heart_rate(str(zone), instant.astimezone(zone)), "p1")["effectiveDateTime"])
     assert texts == ["2026-05-29T07:27:11+00:00", "2026-05-29T09:27:11+02:00", "2026-05-29T02:27:11-05:00"]
 
 
@@ -170,17 +166,7 @@ def test_the_repeated_hour_when_clocks_go_back_keeps_both_offsets():
     paris = ZoneInfo("Europe/Paris")
     first = dt.datetime(2026, 10, 25, 2, 30, tzinfo=paris)  # 02:30 summer time, then again in winter time
     texts = [
-        observation(
-            Measurement(
-                kind=Kind.HEART_RATE,
-                source="withings",
-                source_id=f"fold-{fold}",
-                effective_start=first.replace(fold=fold),
-                value=Quantity(60, "/min"),
-            ),
-            "p1",
-        )["effectiveDateTime"]
-        for fold in (0, 1)
+        observation(heart_rate(f"fold-{fold}", first.replace(fold=fold)), "p1")["effectiveDateTime"] for fold in (0, 1)
     ]
     assert texts == ["2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00"]
 
@@ -195,13 +181,7 @@ def test_entered_in_error_and_amended_status():
 
 
 def test_unattributed_readings_are_handed_back_not_dropped():
-    reading = Measurement(
-        kind=Kind.HEART_RATE,
-        source="healthkit",
-        source_id="x",
-        effective_start=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
-        value=Quantity(60, "/min"),
-    )
+    reading = heart_rate("x", dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
     mapped = map_readings([reading], lambda _: None)
     assert mapped.resources == []
     assert mapped.unattributed == [reading]
