@@ -3,6 +3,9 @@
 import azure.functions as func
 
 from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline, withings
+from shared.logs import configure_logging
+
+configure_logging()  # before any function runs: the SDKs' URL logging is held back
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

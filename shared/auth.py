@@ -21,14 +21,6 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def parse_digests(setting: str) -> tuple[str, ...]:
-    digests = tuple(d.strip().lower() for d in setting.split(",") if d.strip())
-    for digest in digests:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise ConfigurationError("an API key hash setting holds something that is not a SHA-256 hex digest")
-    return digests
-
-
 def require_api_key(presented: str | None, digests: tuple[str, ...], header: str) -> None:
     if not digests:
         raise ConfigurationError(f"no API key is configured for this endpoint ({header})")
@@ -97,13 +89,30 @@ class BearerTokenValidator:
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the bearer token has expired", challenge=invalid) from None
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"the bearer token is not valid ({type(exc).__name__})", challenge=invalid) from None
+            raise Unauthorized(f"the bearer token is not valid: {_token_problem(exc)}", challenge=invalid) from None
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or self.role not in roles:
             raise Forbidden(f"the token does not carry the {self.role} app role")
         subject = str(claims.get("oid") or claims["sub"])
         name = claims.get("preferred_username") or claims.get("name") or claims.get("azp")
         return Principal(subject=subject, name=str(name) if name else None)
+
+
+# What is wrong with a token, in the caller's terms (never the library's exception name).
+_TOKEN_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.InvalidSignatureError, "its signature does not verify"),
+    (jwt.InvalidAudienceError, "it was issued for another audience"),
+    (jwt.InvalidIssuerError, "it was not issued by the configured issuer"),
+    (jwt.ImmatureSignatureError, "it is not valid yet"),
+    (jwt.MissingRequiredClaimError, "it lacks a required claim (exp, iss, aud or sub)"),
+    (jwt.InvalidAlgorithmError, "it is not signed with RS256"),
+    (jwt.PyJWKClientError, "it is signed with a key the issuer does not publish"),
+    (jwt.DecodeError, "it is not a well-formed JWT"),
+)
+
+
+def _token_problem(error: Exception) -> str:
+    return next((text for kind, text in _TOKEN_PROBLEMS if isinstance(error, kind)), "it could not be verified")
 
 
 @functools.lru_cache(maxsize=4)

@@ -13,7 +13,7 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 from pydantic import Field, field_validator
 
-from shared.clients.cosmos import filtered_query
+from shared.clients.cosmos import NoChange, filtered_query, update_item
 from shared.devices import PROVIDERS, StrictModel, instant_text, utc_now
 from shared.errors import BadRequest, NotFound
 from shared.measurement import Kind, Measurement
@@ -76,27 +76,35 @@ class ConsentStore:
 
     def grant(self, grant: ConsentGrant, recorded_by: str, *, merge: bool = False) -> tuple[dict[str, Any], bool]:
         """(record, created). ``merge`` adds the scopes to what is already granted (a clinic
-        attesting a device's kinds); otherwise the grant states the scopes exactly."""
-        existing = self.find(grant.patient_id, grant.source)
-        now = instant_text(self.clock())
-        scopes = set(grant.scopes)
-        if merge and existing is not None and existing.get("status") == "active":
-            scopes |= set(existing.get("scopes", []))
-        record = {
-            "id": consent_id(grant.source, grant.patient_id),
-            "patientId": grant.patient_id,
-            "source": grant.source,
-            "scopes": sorted(scopes),
-            "status": "active",
-            "attestation": grant.attestation,
-            "grantedAt": now,
-            "revokedAt": None,
-            "recordedBy": recorded_by,
-            "accountId": grant.account_id or (existing or {}).get("accountId"),
-            "history": [*(existing or {}).get("history", []), {"action": "grant", "at": now, "by": recorded_by}],
-        }
-        stored: dict[str, Any] = self.container.upsert_item(record)
-        return stored, existing is None
+        attesting a device's kinds); otherwise the grant states the scopes exactly. Safe under
+        concurrency: concurrent merges all land (optimistic concurrency, retried)."""
+        record_id = consent_id(grant.source, grant.patient_id)
+        created = False
+
+        def apply(existing: dict[str, Any] | None) -> dict[str, Any]:
+            nonlocal created
+            created = existing is None
+            now = instant_text(self.clock())
+            scopes = set(grant.scopes)
+            if merge and existing is not None and existing.get("status") == "active":
+                scopes |= set(existing.get("scopes", []))
+            return {
+                "id": record_id,
+                "patientId": grant.patient_id,
+                "source": grant.source,
+                "scopes": sorted(scopes),
+                "status": "active",
+                "attestation": grant.attestation,
+                "grantedAt": now,
+                "revokedAt": None,
+                "recordedBy": recorded_by,
+                "accountId": grant.account_id or (existing or {}).get("accountId"),
+                "history": [*(existing or {}).get("history", []), {"action": "grant", "at": now, "by": recorded_by}],
+            }
+
+        stored = update_item(self.container, record_id, grant.patient_id, apply)
+        assert stored is not None  # apply always writes
+        return stored, created
 
     def revoke(self, record_id: str, recorded_by: str) -> dict[str, Any]:
         return self.set_status(record_id, "revoked", recorded_by)
@@ -104,14 +112,21 @@ class ConsentStore:
     def set_status(self, record_id: str, status: ConsentStatus, recorded_by: str) -> dict[str, Any]:
         """``revoked`` (the patient withdrew) or ``needs-reconsent`` (the source's grant is gone)."""
         record = self.get(record_id)
-        if record.get("status") == status:
-            return record
-        now = instant_text(self.clock())
-        record["status"] = status
-        if status == "revoked":
-            record["revokedAt"] = now
-        record["history"] = [*record.get("history", []), {"action": status, "at": now, "by": recorded_by}]
-        stored: dict[str, Any] = self.container.upsert_item(record)
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is None:
+                raise NotFound(f"no consent record with id {record_id!r}")
+            if current.get("status") == status:
+                raise NoChange
+            now = instant_text(self.clock())
+            current["status"] = status
+            if status == "revoked":
+                current["revokedAt"] = now
+            current["history"] = [*current.get("history", []), {"action": status, "at": now, "by": recorded_by}]
+            return current
+
+        stored = update_item(self.container, record["id"], record["patientId"], apply)
+        assert stored is not None
         return stored
 
     def find_by_account(self, source: str, account_id: str) -> dict[str, Any] | None:

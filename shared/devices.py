@@ -26,6 +26,9 @@ from shared.measurement import DeviceIdentity, Kind, Measurement
 
 DEVICES_CONTAINER = "devices"
 PROVIDERS = ("medisante", "healthkit", "withings")
+# Devices a patient may assign to themselves from the app (their own phone and watch). Every
+# other device is the clinic's: only a back-office call assigns it.
+PATIENT_ASSIGNABLE_PROVIDERS = ("healthkit",)
 
 # What each device type measures: assigning a clinic device records consent for these kinds.
 DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {

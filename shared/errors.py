@@ -84,9 +84,11 @@ class ConfigurationError(HubError):
 
 class DependencyError(HubError):
     """A backing service (storage, Cosmos, Key Vault, FHIR, a vendor API) failed. Transient
-    unless a subclass says otherwise: the worker retries these."""
+    unless a subclass says otherwise: the worker retries these; an HTTP caller is told to retry
+    after ``retry_after_s``."""
 
     status, code = 503, "dependency_unavailable"
+    retry_after_s = 5
 
 
 class FhirError(DependencyError):
@@ -107,7 +109,15 @@ class FhirAuthError(FhirError):
 
 
 class FhirThrottled(FhirError):
+    """The server kept answering 429 (too many requests) until the retries ran out."""
+
     code = "fhir_throttled"
+
+
+class FhirUnavailable(FhirError):
+    """The server could not be reached, dropped the connection, or kept answering 5xx."""
+
+    code = "fhir_unavailable"
 
 
 class FhirRejected(FhirError):

@@ -6,13 +6,25 @@ It is built lazily on first use, so that a bad setting can never break function 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _comma_list(value: object) -> object:
+    """App settings hold lists as comma-separated text; blanks around items are ignored."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
 
 
 class Settings(BaseSettings):
@@ -41,8 +53,8 @@ class Settings(BaseSettings):
     keyvault_url: str = Field(min_length=1)
     keyvault_ca_bundle: str | None = None
 
-    medisante_api_key_hashes: str = Field(
-        default="", description="comma-separated SHA-256 hex digests of the accepted x-api-key values"
+    medisante_api_key_hashes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated SHA-256 hex digests of the accepted x-api-key values"
     )
 
     # Admin endpoints (devices, consents): Entra ID (or any OIDC provider) bearer tokens.
@@ -67,7 +79,12 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
     bff_max_samples: int = Field(default=1000, ge=1, le=100_000)
-    bff_allowed_origins: str = Field(default="", description="comma-separated web origins allowed to call the BFF")
+    bff_allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated web origins allowed to call the BFF"
+    )
+    # How many proxies of ours append to X-Forwarded-For: the client's address is that many
+    # entries from the right (entries further left are whatever the caller sent).
+    client_address_trusted_hops: int = Field(default=1, ge=0, le=10)
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     reset_max_requests_per_hour: int = Field(default=3, ge=1)
@@ -89,8 +106,8 @@ class Settings(BaseSettings):
     withings_rate_limit_pause_s: int = Field(default=60, ge=1, le=3600)
     withings_poll_max_age_minutes: int = Field(default=60, ge=1)
     withings_backfill_days: int = Field(default=30, ge=0, le=3650)
-    withings_notify_allowed_networks: str = Field(
-        default="", description="comma-separated CIDRs allowed to call the notification URL (empty: any)"
+    withings_notify_allowed_networks: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default=(), description="comma-separated CIDRs allowed to call the notification URL (empty: any)"
     )
 
     @field_validator(
@@ -111,6 +128,27 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    _lists = field_validator("medisante_api_key_hashes", "bff_allowed_origins", mode="before")(_comma_list)
+
+    @field_validator("medisante_api_key_hashes")
+    @classmethod
+    def _digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        digests = tuple(digest.lower() for digest in value)
+        if not all(_SHA256_HEX.fullmatch(digest) for digest in digests):
+            raise ValueError("every item must be a SHA-256 digest in hex (64 characters 0-9, a-f)")
+        return digests
+
+    @field_validator("withings_notify_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        value = _comma_list(value)
+        if not isinstance(value, tuple):
+            return value
+        try:
+            return tuple(ipaddress.ip_network(item, strict=False) for item in value)
+        except ValueError:
+            raise ValueError("every item must be a network in CIDR form, e.g. 89.30.121.0/24") from None
 
     @field_validator("fhir_url", "cosmos_endpoint", "keyvault_url")
     @classmethod
@@ -148,8 +186,8 @@ def _describe(error: ValidationError) -> str:
     # Only names and reasons: pydantic's own text would echo the offending values.
     problems = []
     for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or "settings"
-        problems.append(f"{name.upper()}: {item['msg']}")
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        problems.append(f"{name.upper()}: {item['msg'].removeprefix('Value error, ')}")
     return "invalid settings: " + "; ".join(problems)
 
 

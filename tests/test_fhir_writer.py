@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from shared import conversion
-from shared.errors import FhirAuthError, FhirRejected, FhirThrottled
+from shared.errors import FhirAuthError, FhirRejected, FhirThrottled, FhirUnavailable
 from shared.fhir.client import FhirClient, retry_after_seconds
 from tests.conftest import FIXTURES, search
 
@@ -68,7 +68,9 @@ class FaultyProxy:
                     keep = entries
                 for entry in keep:
                     proxy.forwarded_entries[entry["request"]["url"]] += 1
-                answer = requests.post(proxy.target, json={**bundle, "entry": keep}, timeout=10).json()
+                answer: dict = {"resourceType": "Bundle", "type": "batch-response", "entry": []}
+                if keep:
+                    answer = requests.post(proxy.target, json={**bundle, "entry": keep}, timeout=10).json()
                 status, code = ("400", "invalid") if fault == "refuse-last" else ("429", "throttled")
                 results = answer["entry"] + [
                     {
@@ -155,7 +157,7 @@ def test_batches_are_split_at_the_configured_size(clean_fhir: str, waits):
 
 
 def test_retries_run_out_as_a_typed_error(clean_fhir: str, waits):
-    with FaultyProxy(clean_fhir, ["503"] * 10) as proxy, pytest.raises(FhirThrottled):
+    with FaultyProxy(clean_fhir, ["503"] * 10) as proxy, pytest.raises(FhirUnavailable):
         client_for(proxy.url, waits, max_attempts=3).write(resources()[:2])
     assert len(waits) == 2
 
@@ -205,3 +207,15 @@ def test_auth_failures_are_not_retried(waits):
 )
 def test_retry_after_hints(headers, expected):
     assert retry_after_seconds(headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "code"),
+    [("drop", FhirUnavailable, "fhir_unavailable"), ("throttle-half", FhirThrottled, "fhir_throttled")],
+)
+def test_what_ran_out_is_reported_as_what_it_is(clean_fhir: str, waits, fault, error, code):
+    """A dropped connection is not a throttle: only 429s are reported as fhir_throttled."""
+    with FaultyProxy(clean_fhir, [fault] * 10) as proxy, pytest.raises(error) as caught:
+        client_for(proxy.url, waits, max_attempts=3).write(resources()[:4])
+    assert caught.value.code == code
+    assert "Error" not in caught.value.message  # no library exception name

@@ -20,7 +20,7 @@ from shared.bff.identity import DirectoryIdentityProvider
 from shared.bff.sessions import COOKIE_NAME, Session
 from shared.bff.uploads import FORMAT
 from shared.devices import StrictModel
-from shared.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from shared.providers.common import load_json
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -42,19 +42,25 @@ class ResetConfirmation(StrictModel):
     new_password: str = Field(alias="newPassword", min_length=1, max_length=1000)
 
 
-def client_address(req: func.HttpRequest) -> str:
-    """The caller's address as the Azure front end reports it (first X-Forwarded-For hop)."""
-    forwarded = req.headers.get("x-forwarded-for") or ""
-    first = forwarded.split(",", 1)[0].strip()
-    return first.rsplit(":", 1)[0] if first.count(":") == 1 else (first or "unknown")
+def client_address(req: func.HttpRequest, trusted_hops: int) -> str:
+    """The caller's address: the entry ``trusted_hops`` from the right of X-Forwarded-For, the
+    one the nearest proxy we trust appended (entries to its left are the caller's own words).
+    With 0 trusted hops, or no header, the address is unknown."""
+    hops = [hop.strip() for hop in (req.headers.get("x-forwarded-for") or "").split(",")]
+    hops = [hop for hop in hops if hop]
+    if trusted_hops == 0 or not hops:
+        return "unknown"
+    entry = hops[-trusted_hops] if len(hops) >= trusted_hops else hops[0]
+    if entry.startswith("["):  # [IPv6]:port
+        return entry[1:].split("]", 1)[0]
+    return entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
 
 
 def require_allowed_origin(context: AppContext, req: func.HttpRequest) -> None:
     origin = req.headers.get("origin")
     if origin is None:
         return  # native apps send none
-    allowed = {o.strip() for o in context.settings.bff_allowed_origins.split(",") if o.strip()}
-    if origin not in allowed:
+    if origin not in context.settings.bff_allowed_origins:
         raise Forbidden("requests from this origin are not accepted")
 
 
@@ -87,17 +93,15 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     settings = context.settings
     require_allowed_origin(context, req)
     credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
+    address = client_address(req, settings.client_address_trusted_hops)
     limits = [
+        ("login-address", address, settings.login_max_failures_per_address),
         ("login-account", credentials.username, settings.login_max_failures_per_account),
-        ("login-address", client_address(req), settings.login_max_failures_per_address),
     ]
-    context.throttle.check_all(limits, "too many failed logins; try again later")
-    try:
-        profile = context.identity.authenticate(credentials.username, credentials.password)
-    except Unauthorized:
-        context.throttle.hit_all(limits)
-        raise
+    context.throttle.take_all(limits, "too many failed logins; try again later")  # counted before checking
+    profile = context.identity.authenticate(credentials.username, credentials.password)
     context.throttle.clear("login-account", credentials.username)
+    context.throttle.give_back("login-address", address)  # only failures count against an address
     sid, session = context.sessions.create(profile)
     max_age = int((session.absolute_expiry - dt.datetime.now(dt.UTC)).total_seconds())
     return json_response(
@@ -122,9 +126,9 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     require_allowed_origin(context, req)
     request = read_json_model(req, ResetRequest, settings.max_body_bytes)
     limit = settings.reset_max_requests_per_hour
-    limits = [("reset-email", request.email, limit), ("reset-address", client_address(req), limit * 10)]
-    context.throttle.check_all(limits, "too many password reset requests; try again later")
-    context.throttle.hit_all(limits)
+    address = client_address(req, settings.client_address_trusted_hops)
+    limits = [("reset-address", address, limit * 10), ("reset-email", request.email, limit)]
+    context.throttle.take_all(limits, "too many password reset requests; try again later")
     context.identity.request_password_reset(request.email)
     return func.HttpResponse(status_code=204)
 

@@ -26,6 +26,7 @@ from shared.devices import DEVICES_CONTAINER, DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
+from shared.logs import configure_logging
 from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
 from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
@@ -236,6 +237,7 @@ class AppContext:
 
 @lru_cache(maxsize=1)
 def get_context() -> AppContext:
+    configure_logging()
     return AppContext(get_settings())
 
 

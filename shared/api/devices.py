@@ -15,7 +15,16 @@ from shared.api.context import AppContext, get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
 from shared.auth import Principal, admin_validator
 from shared.consent import ConsentGrant
-from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRegistration, public_view, registry_id
+from shared.devices import (
+    DEVICE_TYPE_KINDS,
+    PATIENT_ASSIGNABLE_PROVIDERS,
+    PROVIDERS,
+    AssignRequest,
+    DeviceRegistration,
+    public_view,
+    registry_id,
+)
+from shared.errors import Forbidden
 from shared.pipeline.replay import replay_archived
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -73,6 +82,11 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(public_view(assign(context, request, principal.subject)))
     session = current_session(context, req)
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
+    if request.device_provider not in PATIENT_ASSIGNABLE_PROVIDERS:
+        raise Forbidden(
+            f"{request.device_provider} devices are assigned by the clinic; the app may assign only "
+            f"{', '.join(PATIENT_ASSIGNABLE_PROVIDERS)} devices"
+        )
     request = request.model_copy(update={"assigned_patient_id": session.profile.patient_id, "valid_from": None})
     device = assign(context, request, session.profile.sub, clinic_attests=False, patient_checked=True)
     return json_response(public_view(device))

@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
+from shared.diagnostics import where
 from shared.errors import (
     BadRequest,
+    DependencyError,
     HubError,
     PayloadTooLarge,
     TooManyRequests,
@@ -36,7 +38,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(error: HubError) -> func.HttpResponse:
     headers: dict[str, str] = {}
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, (TooManyRequests, DependencyError)):
         headers["Retry-After"] = str(error.retry_after_s)
     if isinstance(error, Unauthorized) and error.challenge:
         headers["WWW-Authenticate"] = error.challenge
@@ -60,7 +62,7 @@ def endpoint(handler: Handler) -> Handler:
             return error_response(error)
         except Exception as exc:  # noqa: BLE001 - last line of defence: never a stack trace to a caller
             request_id = secrets.token_hex(8)
-            log.error("%s failed unexpectedly (%s), request id %s", handler.__name__, type(exc).__name__, request_id)
+            log.error("%s failed unexpectedly, request id %s: %s", handler.__name__, request_id, where(exc))
             return json_response(
                 {"error": {"code": "internal_error", "message": "unexpected error", "requestId": request_id}},
                 status=500,

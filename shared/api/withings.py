@@ -16,6 +16,7 @@ from shared.api.context import AppContext, get_context
 from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
 from shared.clients.names import WITHINGS_SYNC_QUEUE
+from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
 from shared.withings.notifications import parse_notification
 from shared.withings.sync import due_jobs, enqueue_job
@@ -74,7 +75,7 @@ def withings_callback(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("Withings callback failed: %s", exc.code)
         return _page(502, "Withings was not connected", "Withings could not be reached or refused. Try again later.")
     except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
-        log.error("Withings callback failed unexpectedly (%s)", type(exc).__name__)
+        log.error("Withings callback failed unexpectedly: %s", where(exc))
         return _page(500, "Withings was not connected", "Something went wrong on our side. Try again later.")
     return _page(200, "Withings is connected", "Your measurements will arrive shortly. You can close this page.")
 
@@ -92,14 +93,14 @@ def withings_disconnect(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _allowed(context: AppContext, req: func.HttpRequest) -> bool:
-    networks = [n.strip() for n in context.settings.withings_notify_allowed_networks.split(",") if n.strip()]
+    networks = context.settings.withings_notify_allowed_networks
     if not networks:
         return True
     try:
-        address = ipaddress.ip_address(client_address(req))
+        address = ipaddress.ip_address(client_address(req, context.settings.client_address_trusted_hops))
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
+    return any(address in network for network in networks)
 
 
 @bp.route(route="withings/notify/{secret}", methods=["HEAD", "POST"], auth_level=ANONYMOUS)

@@ -54,6 +54,19 @@ class IdentityProvider(Protocol):
         """Starts a reset if the email is known; says nothing either way."""
 
 
+# Characters a Cosmos DB item id cannot hold: such a user name cannot exist in the directory.
+_NOT_IN_ITEM_IDS = frozenset("/\\?#")
+MAX_USERNAME_LENGTH = 200
+
+
+def directory_key(username: str) -> str | None:
+    """The directory's item id for a user name, or None when no user can have that name."""
+    key = username.strip().lower()
+    if not key or len(key) > MAX_USERNAME_LENGTH or any(c in _NOT_IN_ITEM_IDS or not c.isprintable() for c in key):
+        return None
+    return key
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -74,8 +87,13 @@ class DirectoryIdentityProvider:
     def create_user(self, username: str, password: str, *, email: str, name: str, patient_id: str) -> dict[str, Any]:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        key = directory_key(username)
+        if key is None:
+            raise BadRequest(
+                f"a user name has 1 to {MAX_USERNAME_LENGTH} printable characters, none of them / \\ ? or #"
+            )
         user = {
-            "id": username.strip().lower(),
+            "id": key,
             "email": email.strip().lower(),
             "name": name,
             "patientId": patient_id,
@@ -90,8 +108,8 @@ class DirectoryIdentityProvider:
         return created
 
     def _user(self, username: str) -> dict[str, Any] | None:
-        key = username.strip().lower()
-        if not key:
+        key = directory_key(username)
+        if key is None:
             return None
         try:
             item: dict[str, Any] = self.users.read_item(key, partition_key=key)

@@ -1,24 +1,27 @@
 """Fixed-window counters in Cosmos DB, shared by every instance: failed logins per account and
-per client address, reset requests per address. Keys are hashed: no user name or address is
-stored in clear."""
+per client address, reset requests per email and per address. Keys are hashed: no user name or
+address is stored in clear.
+
+An attempt is counted *before* it is made (``take``): the conditional write that moves the
+count from n to n + 1 is what allows the attempt, so however many callers race, at most
+``limit`` attempts are made in a window."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
-from azure.cosmos import exceptions as cosmos_errors
 
-from shared.clients.cosmos import delete_if_present
+from shared.clients.cosmos import NoChange, delete_if_present, update_item
 from shared.devices import instant_text, utc_now
 from shared.errors import TooManyRequests
 
 THROTTLE_CONTAINER = "throttle"
+Limit = tuple[str, str, int]  # (kind, subject, attempts allowed per window)
 
 
 class Throttle:
@@ -33,50 +36,50 @@ class Throttle:
     def _key(kind: str, subject: str) -> str:
         return f"{kind}-{hashlib.sha256(subject.strip().lower().encode()).hexdigest()[:40]}"
 
-    def _current(self, key: str) -> dict[str, Any] | None:
-        try:
-            item: dict[str, Any] = self.container.read_item(key, partition_key=key)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            return None
-        if dt.datetime.fromisoformat(item["windowStart"]) + self.window <= self.clock():
-            return None  # the window is over
-        return item
+    def _open(self, item: dict[str, Any] | None, now: dt.datetime) -> bool:
+        return item is not None and dt.datetime.fromisoformat(item["windowStart"]) + self.window > now
 
-    def check(self, kind: str, subject: str, limit: int, message: str) -> None:
-        """429 with Retry-After when ``subject`` reached ``limit`` in the current window."""
-        item = self._current(self._key(kind, subject))
-        if item is not None and item["count"] >= limit:
-            ends = dt.datetime.fromisoformat(item["windowStart"]) + self.window
-            retry_after = max(1, math.ceil((ends - self.clock()).total_seconds()))
-            raise TooManyRequests(message, retry_after_s=retry_after)
-
-    def check_all(self, limits: list[tuple[str, str, int]], message: str) -> None:
-        for kind, subject, limit in limits:
-            self.check(kind, subject, limit, message)
-
-    def hit_all(self, limits: list[tuple[str, str, int]]) -> None:
-        for kind, subject, _ in limits:
-            self.hit(kind, subject)
-
-    def hit(self, kind: str, subject: str) -> None:
+    def take(self, kind: str, subject: str, limit: int, message: str) -> None:
+        """Counts one attempt, or raises 429 with Retry-After when the window's ``limit`` is
+        reached (and counts nothing)."""
         key = self._key(kind, subject)
-        for _ in range(5):  # concurrent hits: conditional replace, again on conflict
-            item = self._current(key)
-            if item is None:
-                fresh = {"id": key, "count": 1, "windowStart": instant_text(self.clock()), "ttl": 86400}
-                try:
-                    self.container.upsert_item(fresh)
-                    return
-                except cosmos_errors.CosmosHttpResponseError:
-                    continue
+
+        def count(item: dict[str, Any] | None) -> dict[str, Any]:
+            now = self.clock()
+            if not self._open(item, now):
+                return {"id": key, "count": 1, "windowStart": instant_text(now), "ttl": 86400}
+            assert item is not None
+            if item["count"] >= limit:
+                ends = dt.datetime.fromisoformat(item["windowStart"]) + self.window
+                raise TooManyRequests(message, retry_after_s=max(1, math.ceil((ends - now).total_seconds())))
             item["count"] += 1
-            try:
-                self.container.replace_item(
-                    key, item, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
-                )
-                return
-            except cosmos_errors.CosmosAccessConditionFailedError:
-                continue
+            return item
+
+        update_item(self.container, key, key, count)
+
+    def give_back(self, kind: str, subject: str) -> None:
+        """Uncounts one attempt taken in the current window (it turned out not to count)."""
+        key = self._key(kind, subject)
+
+        def uncount(item: dict[str, Any] | None) -> dict[str, Any]:
+            if item is None or not self._open(item, self.clock()) or item["count"] <= 0:
+                raise NoChange
+            item["count"] -= 1
+            return item
+
+        update_item(self.container, key, key, uncount)
+
+    def take_all(self, limits: Sequence[Limit], message: str) -> None:
+        """One attempt against every limit, or none: a refusal gives back what was taken."""
+        taken: list[Limit] = []
+        try:
+            for kind, subject, limit in limits:
+                self.take(kind, subject, limit, message)
+                taken.append((kind, subject, limit))
+        except TooManyRequests:
+            for kind, subject, _ in taken:
+                self.give_back(kind, subject)
+            raise
 
     def clear(self, kind: str, subject: str) -> None:
         key = self._key(kind, subject)

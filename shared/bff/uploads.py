@@ -93,13 +93,20 @@ class HealthKitIngestion:
                 )
             else:
                 kept.append(sample)
+        deletions = []
+        for index, item in enumerate(deleted):
+            deleted_uuid = healthkit.uuid_of(item if isinstance(item, dict) else {"uuid": item})
+            if deleted_uuid is None:
+                outcome.rejected.append({"uuid": f"deleted[{index}]", "reason": "deleted entry has no valid uuid"})
+            else:
+                deletions.append({"uuid": deleted_uuid})
         outcome.accepted = len(kept)
-        outcome.deleted = len(deleted)
-        if kept or deleted:
+        outcome.deleted = len(deletions)
+        if kept or deletions:
             envelope = self.raw_store.accept(
                 source=SOURCE,
                 format=FORMAT,
-                body=json.dumps({"samples": kept, "deleted": deleted}),
+                body=json.dumps({"samples": kept, "deleted": deletions}),
                 content_type="application/json",
                 attributes={PATIENT_ATTRIBUTE: patient_id},
             )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
 
+from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionKey
 from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.identity import credential_for
+from shared.errors import Conflict
 from shared.settings import Settings
+
+Item = dict[str, Any]
 
 # Every container the app uses, with its partition key path. infra/ declares the same.
 COSMOS_CONTAINERS: dict[str, str] = {
@@ -65,3 +73,49 @@ def delete_if_present(container: ContainerProxy, item_id: str, partition_key: st
     """Deletes an item; one that is already gone is fine (deletes are retried and repeated)."""
     with contextlib.suppress(cosmos_errors.CosmosResourceNotFoundError):
         container.delete_item(item_id, partition_key=partition_key)
+
+
+def read_or_none(container: ContainerProxy, item_id: str, partition_key: str) -> Item | None:
+    try:
+        item: Item = container.read_item(item_id, partition_key=partition_key)
+    except cosmos_errors.CosmosResourceNotFoundError:
+        return None
+    return item
+
+
+class NoChange(Exception):
+    """Raised by a ``change`` function of ``update_item`` when there is nothing to write."""
+
+
+def update_item(
+    container: ContainerProxy,
+    item_id: str,
+    partition_key: str,
+    change: Callable[[Item | None], Item],
+    *,
+    attempts: int = 40,
+) -> Item | None:
+    """Read-modify-write with optimistic concurrency: ``change`` gets the current item (None if
+    there is none) and returns the item to store, or raises ``NoChange``. The write is a create
+    (when there was none) or a replace conditional on the etag read; a concurrent writer makes
+    it read and apply ``change`` again, so no concurrent change is ever lost. Returns what was
+    stored (the current item on ``NoChange``)."""
+    for attempt in range(attempts):
+        current = read_or_none(container, item_id, partition_key)
+        try:
+            updated = change(None if current is None else dict(current))
+        except NoChange:
+            return current
+        updated = {key: value for key, value in updated.items() if not key.startswith("_")}
+        try:
+            if current is None:
+                stored: Item = container.create_item(updated)
+            else:
+                stored = container.replace_item(
+                    item_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+                )
+            return stored
+        except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceExistsError):
+            # Lost the race: back off a little (jittered, so the losers do not collide again).
+            time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 25)))  # noqa: S311 - jitter, not a secret
+    raise Conflict("the record changed concurrently too many times; try again")

@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from shared.errors import FhirAuthError, FhirError, FhirNotFound, FhirRejected, FhirThrottled
+from shared.errors import FhirAuthError, FhirError, FhirNotFound, FhirRejected, FhirThrottled, FhirUnavailable
 from shared.fhir.mapping import put_entry
 from shared.settings import Settings
 
@@ -30,11 +30,16 @@ MAX_RETRY_AFTER_S = 60.0
 
 
 class _Retry(FhirError):
-    """Some work is left to send again; carries the server's hint, if any."""
+    """Some work is left to send again; carries the server's hint, if any, and whether the
+    server said it was throttling (429) or failed otherwise (unreachable, dropped, 5xx)."""
 
-    def __init__(self, message: str, retry_after_s: float | None) -> None:
+    def __init__(self, message: str, retry_after_s: float | None, *, throttled: bool = False) -> None:
         super().__init__(message)
-        self.retry_after_s = retry_after_s
+        self.wait_hint_s = retry_after_s
+        self.throttled = throttled
+
+    def gave_up(self, message: str) -> FhirError:
+        return (FhirThrottled if self.throttled else FhirUnavailable)(message)
 
 
 @dataclass
@@ -116,7 +121,7 @@ class FhirClient:
                 method, f"{self.base_url}/{path.lstrip('/')}", headers=headers, timeout=self.timeout_s, **kwargs
             )
         except requests.RequestException as exc:
-            raise _Retry(f"FHIR server unreachable: {type(exc).__name__}", None) from exc
+            raise _Retry("FHIR server unreachable (connection failed, dropped or timed out)", None) from exc
 
     def _raise_for(self, response: requests.Response, what: str) -> None:
         status = response.status_code
@@ -128,7 +133,9 @@ class FhirClient:
             outcome = None
         text = _outcome_text(outcome)
         if status in RETRYABLE_STATUSES:
-            raise _Retry(f"{what}: HTTP {status}: {text}", retry_after_seconds(response.headers))
+            raise _Retry(
+                f"{what}: HTTP {status}: {text}", retry_after_seconds(response.headers), throttled=status == 429
+            )
         if status in (401, 403):
             raise FhirAuthError(f"{what}: HTTP {status}: {text}", http_status=status, outcome=outcome)
         if status in (404, 410):
@@ -140,8 +147,8 @@ class FhirClient:
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, _Retry) and error.retry_after_s is not None:
-                return error.retry_after_s
+            if isinstance(error, _Retry) and error.wait_hint_s is not None:
+                return error.wait_hint_s
             return float(exponential(state))
 
         return Retrying(
@@ -160,7 +167,7 @@ class FhirClient:
                     self._raise_for(response, what)
                     return response.json() if response.content else None
         except _Retry as exc:
-            raise FhirThrottled(f"{exc.message} (gave up after {self.max_attempts} attempts)") from exc
+            raise exc.gave_up(f"{exc.message} (gave up after {self.max_attempts} attempts)") from exc
         raise AssertionError("unreachable")
 
     # -- API ------------------------------------------------------------------------------
@@ -180,7 +187,8 @@ class FhirClient:
         """PUTs every resource in ``batch`` bundles of at most ``batch_size`` entries.
 
         Raises ``FhirRejected`` (after writing everything else) if the server refused some
-        resources as invalid, ``FhirThrottled`` if retries ran out, ``FhirAuthError`` on 401/403.
+        resources as invalid, ``FhirThrottled`` (429s) or ``FhirUnavailable`` (unreachable, 5xx) if
+        retries ran out, ``FhirAuthError`` on 401/403.
         """
         report = BatchReport()
         for start in range(0, len(resources), self.batch_size):
@@ -196,19 +204,20 @@ class FhirClient:
             for attempt in self._retrying():
                 with attempt:
                     report.attempts += 1
-                    pending, retry_after_s = self._send_batch(pending, report)
+                    pending, retry_after_s, throttled = self._send_batch(pending, report)
                     if pending:
                         log.warning("FHIR batch: %d entries to send again", len(pending))
-                        raise _Retry(f"{len(pending)} entries throttled or failed", retry_after_s)
+                        raise _Retry(f"{len(pending)} entries throttled or failed", retry_after_s, throttled=throttled)
         except _Retry as exc:
-            raise FhirThrottled(
+            raise exc.gave_up(
                 f"{len(pending)} resources not written after {self.max_attempts} attempts: {exc.message}"
             ) from exc
 
     def _send_batch(
         self, resources: list[dict[str, Any]], report: BatchReport
-    ) -> tuple[list[dict[str, Any]], float | None]:
-        """Sends one bundle; returns the entries to send again and the server's wait hint."""
+    ) -> tuple[list[dict[str, Any]], float | None, bool]:
+        """Sends one bundle; returns the entries to send again, the server's wait hint, and
+        whether any of them was throttled (429) rather than failed."""
         bundle = {"resourceType": "Bundle", "type": "batch", "entry": [put_entry(r) for r in resources]}
         response = self._request("POST", "", data=orjson.dumps(bundle))
         self._raise_for(response, "batch")
@@ -219,6 +228,7 @@ class FhirClient:
         if len(entries) != len(resources):
             raise _Retry(f"batch answer has {len(entries)} entries for {len(resources)} requests", None)
         retry: list[dict[str, Any]] = []
+        throttled = False
         for resource, entry in zip(resources, entries, strict=True):
             answer = entry.get("response") or {}
             status = _status_code(answer.get("status"))
@@ -226,10 +236,11 @@ class FhirClient:
                 report.written += 1
             elif status in RETRYABLE_STATUSES or status == 0:
                 retry.append(resource)
+                throttled |= status == 429
             else:
                 url = f"{resource['resourceType']}/{resource['id']}"
                 report.rejected.append((url, f"HTTP {status}: {_outcome_text(answer.get('outcome'))}"))
-        return retry, retry_after_seconds(response.headers)
+        return retry, retry_after_seconds(response.headers), throttled
 
 
 def _status_code(status: Any) -> int:

@@ -1,8 +1,10 @@
 """Measurement → FHIR R4 JSON (plain dicts: fast; the tests validate them with fhir.resources).
 
 Idempotency lives here: every Observation carries ``identifier`` = (source system URI, the
-source's own id) and a logical ``id`` hashed from it, written with ``PUT``, so the same reading
-delivered any number of times, concurrently or not, is one Observation."""
+source's own id) and a logical ``id`` hashed from (tenant, patient, that system, that id),
+written with ``PUT``, so the same reading delivered any number of times, concurrently or not,
+is one Observation. The patient is part of the id, so an Observation never changes subject:
+the same source id arriving for another patient is another Observation, never an overwrite."""
 
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ from shared.measurement import Coding, DeviceIdentity, Kind, Measurement, Quanti
 SOURCE_TAG_SYSTEM = "urn:iomt-hub:source"
 FLAG_TAG_SYSTEM = "urn:iomt-hub:reading-flag"
 ECG_CHUNK_SAMPLES = 5000
+# Until tenants exist every reading belongs to this one; ids already include it, so that
+# serving several tenants will not change the id of anything written before.
+DEFAULT_TENANT = "default"
 _CATEGORY_DISPLAY = {
     "vital-signs": "Vital Signs",
     "activity": "Activity",
@@ -53,15 +58,20 @@ def group_identifier_system(source: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _identifier_parts(source: str) -> tuple[str, str, bytes]:
-    """(reading system, group system, the prefix hashed into observation ids) of a source."""
-    reading_system = reading_identifier_system(source)
-    return reading_system, group_identifier_system(source), f"{reading_system}|".encode()
+def _identifier_parts(source: str) -> tuple[str, str]:
+    """(reading system, group system) of a source."""
+    return reading_identifier_system(source), group_identifier_system(source)
 
 
-def observation_id(source: str, source_id: str) -> str:
-    """``obs-`` + sha256("<identifier system>|<source id>")[:40]: the same reading, the same id."""
-    return "obs-" + hashlib.sha256(_identifier_parts(source)[2] + source_id.encode()).hexdigest()[:40]
+@functools.lru_cache(maxsize=4096)
+def _id_prefix(tenant: str, patient_id: str, source: str) -> bytes:
+    return f"{tenant}|{patient_id}|{reading_identifier_system(source)}|".encode()
+
+
+def observation_id(source: str, source_id: str, patient_id: str, tenant: str = DEFAULT_TENANT) -> str:
+    """``obs-`` + sha256("<tenant>|<patient>|<identifier system>|<source id>")[:40]: the same
+    reading of the same patient, the same id; the same source id for another patient, another."""
+    return "obs-" + hashlib.sha256(_id_prefix(tenant, patient_id, source) + source_id.encode()).hexdigest()[:40]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -178,13 +188,13 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         measurement.manual_entry,
         measurement.ambiguous_user,
     )
-    reading_system, group_system, _ = _identifier_parts(source)
+    reading_system, group_system = _identifier_parts(source)
     identifier = [{"system": reading_system, "value": source_id}]
     if measurement.group_id is not None:
         identifier.append({"system": group_system, "value": measurement.group_id})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": observation_id(source, source_id),
+        "id": observation_id(source, source_id, patient_id),
         "meta": meta,
         "identifier": identifier,
         "status": measurement.status,

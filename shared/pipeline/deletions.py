@@ -13,7 +13,12 @@ from azure.cosmos import ContainerProxy
 
 from shared.devices import instant_text, utc_now
 from shared.fhir.client import FhirClient
-from shared.fhir.mapping import entered_in_error, group_identifier_system, observation_id
+from shared.fhir.mapping import (
+    entered_in_error,
+    group_identifier_system,
+    observation_id,
+    reading_identifier_system,
+)
 
 DELETION_LOG_CONTAINER = "deletion-log"
 _SEARCH_CHUNK = 50
@@ -40,10 +45,19 @@ class Deletions:
         patient_id: str | None,
         group_ids: Sequence[str] = (),
     ) -> dict[str, Any]:
-        wanted = {observation_id(source, source_id): source_id for source_id in dict.fromkeys(source_ids)}
+        """Marks the deleted readings of ``patient_id`` (every patient's, when the record was
+        not fixed to one, each still only its own subject's)."""
         candidates: list[tuple[str, dict[str, Any] | None]] = []
-        found = self._by_id(list(wanted))
-        candidates += [(source_id, found.get(resource_id)) for resource_id, source_id in wanted.items()]
+        unique_ids = list(dict.fromkeys(source_ids))
+        if patient_id is not None:
+            wanted = {observation_id(source, source_id, patient_id): source_id for source_id in unique_ids}
+            found = self._by_id(list(wanted))
+            candidates += [(source_id, found.get(resource_id)) for resource_id, source_id in wanted.items()]
+        else:
+            reading_system = reading_identifier_system(source)
+            for source_id in unique_ids:
+                members = self.fhir.search("Observation", {"identifier": f"{reading_system}|{source_id}"})
+                candidates += [(source_id, member) for member in members] or [(source_id, None)]
         system = group_identifier_system(source)
         for group_id in dict.fromkeys(group_ids):
             members = self.fhir.search("Observation", {"identifier": f"{system}|{group_id}", "_count": "100"})

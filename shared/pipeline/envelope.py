@@ -65,8 +65,10 @@ class RawEnvelope:
                 attributes={str(k): str(v) for k, v in (data.get("attributes") or {}).items()},
                 failure=data.get("failure"),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise InvalidPayload(f"not a raw-record envelope: {type(exc).__name__}") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InvalidPayload(
+                "not a raw-record envelope (a JSON object with receiptId, source, format, …)"
+            ) from None
 
     def without_body(self, blob_name: str) -> RawEnvelope:
         return replace(self, body=None, blob_name=blob_name)

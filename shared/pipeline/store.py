@@ -84,7 +84,7 @@ class RawRecordStore:
         except DependencyError:
             raise
         except Exception as exc:  # any storage failure: the caller must not acknowledge
-            raise DependencyError(f"could not persist the payload: {type(exc).__name__}") from exc
+            raise DependencyError("could not persist the payload: storage is unavailable; retry") from exc
 
     # -- archive ----------------------------------------------------------------------------
     def archive_body(self, envelope: RawEnvelope) -> None:

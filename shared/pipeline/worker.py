@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared.diagnostics import where
 from shared.errors import DependencyError, FhirRejected, HubError
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.store import RawRecordStore
@@ -66,8 +67,11 @@ class RawRecordWorker:
             # A bug, not bad input: retry like a dependency failure, then poison with the type.
             if dequeue_count >= self.max_attempts:
                 self.store.to_poison(envelope, f"unexpected {type(exc).__name__}", dequeue_count)
-                log.error("raw record %s poisoned after unexpected %s", envelope.receipt_id, type(exc).__name__)
+                log.error("raw record %s poisoned after an unexpected error: %s", envelope.receipt_id, where(exc))
                 return "poisoned"
+            log.warning(
+                "raw record %s attempt %d failed unexpectedly: %s", envelope.receipt_id, dequeue_count, where(exc)
+            )
             raise
         log.info("raw record %s processed: %d resources written", envelope.receipt_id, result.written)
         return "processed"

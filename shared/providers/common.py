@@ -7,13 +7,24 @@ import functools
 import math
 import re
 from typing import Any
+from xml.etree.ElementTree import Element, ParseError
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import fromstring as parse_xml_safely
 
 from shared.errors import InvalidPayload
 
 EPOCH_LIMIT_S = 32503680000  # year 3000
+# No payload the hub reads is nested anywhere near this deep; past it, a document is an attack
+# on whatever walks it recursively (the FHIR models, our own readers).
+MAX_XML_DEPTH = 64
+_XML_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (DTDForbidden, "a document type declaration (DTD)"),
+    (EntitiesForbidden, "an entity declaration"),
+    (ExternalReferenceForbidden, "a reference to an external resource"),
+)
 
 
 def load_json(text: str | bytes) -> Any:
@@ -22,6 +33,26 @@ def load_json(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def read_xml(text: str, max_depth: int = MAX_XML_DEPTH) -> Element:
+    """An XML document through ``defusedxml`` (no DTDs, entities or external references),
+    nested at most ``max_depth`` elements deep (checked without recursion)."""
+    try:
+        root: Element = parse_xml_safely(text, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        found = next((text for kind, text in _XML_REFUSALS if isinstance(exc, kind)), "a construct that is not allowed")
+        raise InvalidPayload(f"XML refused: it holds {found}; DTDs and entities are not accepted") from None
+    except ParseError as exc:
+        line, column = exc.position
+        raise InvalidPayload(f"malformed XML at line {line} column {column}") from None
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > max_depth:
+            raise InvalidPayload(f"XML is nested deeper than {max_depth} levels")
+        stack.extend((child, depth + 1) for child in element)
+    return root
 
 
 def parse_instant(value: Any, field: str) -> dt.datetime:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from xml.etree.ElementTree import ParseError
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as parse_xml_safely
 from pydantic import ValidationError
 
 from shared import plausibility
@@ -28,7 +25,7 @@ from shared.measurement import (
     Quantity,
     RejectedReading,
 )
-from shared.providers.common import load_json, parse_instant
+from shared.providers.common import load_json, parse_instant, read_xml
 from shared.providers.medisante import SERIAL_SYSTEM
 
 SOURCE = "medisante"
@@ -56,12 +53,7 @@ def parse_json(text: str) -> ParseResult:
 
 
 def parse_xml(text: str) -> ParseResult:
-    try:
-        root = parse_xml_safely(text, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise InvalidPayload(f"XML refused: {type(exc).__name__} (DTDs and entities are not accepted)") from None
-    except ParseError as exc:
-        raise InvalidPayload(f"malformed XML: {exc}") from None
+    root = read_xml(text)
     resource_type = root.tag.split("}", 1)[-1]
     if resource_type not in _SUPPORTED:
         raise InvalidPayload("the payload must be a FHIR Observation or Bundle")
@@ -74,8 +66,8 @@ def parse_xml(text: str) -> ParseResult:
         raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {_first_error(exc)}") from None
     except (KeyError, TypeError):
         raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {_UNKNOWN_TYPE}") from None
-    except (ValueError, etree.XMLSyntaxError) as exc:
-        raise InvalidPayload(f"not a valid FHIR R4 {resource_type}: {type(exc).__name__}") from None
+    except (ValueError, etree.XMLSyntaxError):
+        raise InvalidPayload(f"not a valid FHIR R4 {resource_type} in XML") from None
     return _to_measurements(json.loads(model.model_dump_json(exclude_none=True)))
 
 

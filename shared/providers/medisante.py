@@ -6,10 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as parse_xml_safely
+from xml.etree.ElementTree import Element
 
 from shared import plausibility
 from shared.errors import InvalidPayload
@@ -28,6 +25,7 @@ from shared.providers.common import (
     parse_bool,
     parse_instant,
     parse_number,
+    read_xml,
     require_mapping,
     require_text,
 )
@@ -61,12 +59,7 @@ def parse_json(text: str) -> ParseResult:
 
 
 def parse_xml(text: str) -> ParseResult:
-    try:
-        root = parse_xml_safely(text, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise InvalidPayload(f"XML refused: {type(exc).__name__} (DTDs and entities are not accepted)") from None
-    except ParseError as exc:
-        raise InvalidPayload(f"malformed XML: {exc}") from None
+    root = read_xml(text)
     return parse_document(require_mapping(_element_to_value(root), "the payload"))
 
 

@@ -114,7 +114,7 @@ class WithingsConnector:
                 if subscription.get("callbackurl") == self.notify_url:
                     self.client.revoke(token, self.notify_url, int(subscription["appli"]))
         except (WithingsError, NeedsReconsent, DependencyError) as exc:
-            log.warning("Withings user %s: unsubscribe skipped (%s); continuing", userid, type(exc).__name__)
+            log.warning("Withings unlink: unsubscribe skipped (%s); continuing", exc.code)
         self.tokens.delete(userid)
         record = self.consents.find_by_account("withings", userid)
         if record is not None:
