@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.clients.cosmos import filtered_query
+from shared.clients.cosmos import NoChange, filtered_query, update_item
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.measurement import DeviceIdentity, Kind, Measurement
 
@@ -243,20 +242,19 @@ class DeviceRegistry:
     def _update(self, device_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
         """Read, change, conditional replace; again on a concurrent change. ``change`` returns
         None when there is nothing to do."""
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            current = self.get(device_id)
-            updated = change(dict(current))
+
+        def apply(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is None:
+                raise NotFound(f"no device with id {device_id!r}")
+            updated = change(current)
             if updated is None:
-                return current
+                raise NoChange
             updated["updatedAt"] = instant_text(self.clock())
-            try:
-                result: dict[str, Any] = self.container.replace_item(
-                    device_id, updated, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
-                )
-                return result
-            except cosmos_errors.CosmosAccessConditionFailedError:
-                continue
-        raise Conflict("the device changed concurrently too many times; try again")
+            return updated
+
+        result = update_item(self.container, device_id, device_id, apply)
+        assert result is not None  # apply raises rather than leave nothing
+        return result
 
     def assign(self, device_id: str, patient_id: str, valid_from: dt.datetime | None = None) -> dict[str, Any]:
         start = valid_from or self.clock()

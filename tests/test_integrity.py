@@ -338,3 +338,21 @@ def test_a_poisoned_record_logs_its_frames_but_not_its_message(
     assert "in handle" in line
     assert "5.5" not in line
     assert "anna" not in line
+
+
+def test_concurrent_cursor_moves_end_at_the_newest(stack: AppContext):
+    from shared.withings.sync import CURSORS_CONTAINER, Cursors
+
+    cursors = Cursors(stack.cosmos.get_container_client(CURSORS_CONTAINER))
+    values = [1_700_000_000 + n * 60 for n in range(12)]
+    run_together([functools.partial(cursors.advance, "777", "measure", value, 1.0) for value in values])
+    assert cursors.get("777", "measure")["lastupdate"] == max(values)
+
+
+def test_two_patients_assigned_one_device_at_once_only_one_wins(stack: AppContext, admin_token: str):
+    results = run_together(
+        [functools.partial(assign, admin_token, "358000000000999", "scale", patient) for patient in ("anna", "bob")]
+    )
+    assert sorted(status for status, _ in results) == [200, 409]
+    device = stack.devices.get(registry_id("medisante", "358000000000999"))
+    assert len(device["assignments"]) == 1

@@ -20,6 +20,7 @@ from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
 
 from shared.bff.passwords import MIN_PASSWORD_LENGTH, dummy_hash, hash_password, verify_password
+from shared.clients.cosmos import NoChange, update_item
 from shared.devices import instant_text, utc_now
 from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
 
@@ -140,9 +141,16 @@ class DirectoryIdentityProvider:
         user = matches[0]
         token = secrets.token_urlsafe(32)
         expires = self.clock() + self.token_lifetime
-        user["resetTokenHash"] = _digest(token)
-        user["resetExpiresAt"] = instant_text(expires)
-        self.users.replace_item(user["id"], user, etag=user["_etag"], match_condition=MatchConditions.IfNotModified)
+
+        def set_token(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is None:
+                raise NoChange  # deleted meanwhile: nothing to reset
+            current["resetTokenHash"] = _digest(token)  # the latest request's token wins
+            current["resetExpiresAt"] = instant_text(expires)
+            return current
+
+        if update_item(self.users, user["id"], user["id"], set_token) is None:
+            return
         message = {"email": user["email"], "username": user["id"], "token": token, "expiresAt": instant_text(expires)}
         self.outbox.send_message(json.dumps(message).encode())
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
@@ -82,7 +83,14 @@ class SessionStore:
             raise expired
         if now - last_seen >= _TOUCH_EVERY:
             item["lastSeenAt"] = instant_text(now)
-            self.container.upsert_item(item)
+            try:  # conditional: a session ended meanwhile (logout) is never brought back
+                self.container.replace_item(
+                    key, item, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+                )
+            except cosmos_errors.CosmosResourceNotFoundError:
+                raise expired from None
+            except cosmos_errors.CosmosAccessConditionFailedError:
+                pass  # touched by a concurrent request: the idle clock moved anyway
         return Session(key, UserProfile(**item["profile"]), absolute_expiry)
 
     def end(self, sid: str) -> None:

@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from azure.cosmos import ContainerProxy
-from azure.cosmos import exceptions as cosmos_errors
 
-from shared.clients.cosmos import delete_if_present
+from shared.clients.cosmos import delete_if_present, update_item
 from shared.devices import Assignment, assignments_of, instant_text, registry_id, utc_now
 from shared.measurement import Measurement
 
@@ -36,12 +35,10 @@ class ParkedReadings:
                     device_ids.add(registry_id(source, value))
                     identifiers.add(value)
         moments = [m.effective_start for m in readings]
-        try:  # a re-driven record keeps its first parking time: the look-back does not restart
-            parked_at = self.container.read_item(receipt_id, partition_key=receipt_id)["parkedAt"]
-        except cosmos_errors.CosmosResourceNotFoundError:
-            parked_at = instant_text(self.clock())
-        self.container.upsert_item(
-            {
+        def record(current: dict[str, Any] | None) -> dict[str, Any]:
+            # A re-driven record keeps its first parking time: the look-back does not restart.
+            parked_at = current["parkedAt"] if current is not None else instant_text(self.clock())
+            return {
                 "id": receipt_id,
                 "receiptId": receipt_id,
                 "source": source,
@@ -53,7 +50,8 @@ class ParkedReadings:
                 "sourceIds": [m.source_id for m in readings][:100],
                 "parkedAt": parked_at,
             }
-        )
+
+        update_item(self.container, receipt_id, receipt_id, record)
 
     def release(self, receipt_id: str) -> None:
         """The record's readings are all attributed now."""

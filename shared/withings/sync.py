@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
 from pydantic import BaseModel
 
+from shared.clients.cosmos import NoChange, update_item
 from shared.consent import ConsentStore
 from shared.pipeline.processing import PATIENT_ATTRIBUTE, WITHINGS_USER_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
@@ -76,21 +76,13 @@ class Cursors:
         """Moves the cursor to ``lastupdate`` unless it is already there or later (an
         overlapping run finished first): the cursor never goes backwards."""
         key = self._id(userid, domain)
-        for _ in range(10):
-            current = self.get(userid, domain)
+
+        def move(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is not None and int(current["lastupdate"]) >= lastupdate:
-                return
-            item = {"id": key, "userid": userid, "domain": domain, "lastupdate": lastupdate, "syncedAt": synced_at}
-            try:
-                if current is None:
-                    self.container.create_item(item)
-                else:
-                    self.container.replace_item(
-                        key, item, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
-                    )
-                return
-            except (cosmos_errors.CosmosAccessConditionFailedError, cosmos_errors.CosmosResourceExistsError):
-                continue
+                raise NoChange
+            return {"id": key, "userid": userid, "domain": domain, "lastupdate": lastupdate, "syncedAt": synced_at}
+
+        update_item(self.container, key, key, move)
 
 
 @dataclass
@@ -227,15 +219,17 @@ class SyncJobRunner:
             return False
         key = f"job-{job.userid}-{job.appli}-{job.startdate}-{job.enddate}"
         now = self.clock()
-        try:
-            self.markers.create_item({"id": key, "at": now, "ttl": JOB_DEDUPE_S})
-            return False
-        except cosmos_errors.CosmosResourceExistsError:
-            marker = self.markers.read_item(key, partition_key=key)
-            if now - float(marker["at"]) >= JOB_DEDUPE_S:
-                self.markers.upsert_item({"id": key, "at": now, "ttl": JOB_DEDUPE_S})
-                return False
-            return True
+        seen = False
+
+        def mark(marker: dict[str, Any] | None) -> dict[str, Any]:
+            nonlocal seen
+            seen = marker is not None and now - float(marker["at"]) < JOB_DEDUPE_S
+            if seen:
+                raise NoChange
+            return {"id": key, "at": now, "ttl": JOB_DEDUPE_S}
+
+        update_item(self.markers, key, key, mark)  # of two concurrent deliveries, one runs
+        return seen
 
 
 def due_jobs(consents: ConsentStore, cursors: Cursors, max_age_s: float, now: float, limit: int) -> list[SyncJob]:
