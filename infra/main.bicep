@@ -16,6 +16,9 @@ param location string
 @description('Entra ID app ID URI of the hub (audience of admin tokens), e.g. api://iomt-hub.')
 param adminTokenAudience string
 
+@description('Client id (application id) of that app registration: the audience of v2.0 admin tokens. Empty: only v1.0 tokens (audience = the app ID URI) are accepted.')
+param adminTokenClientId string = ''
+
 @description('App role an admin token must carry.')
 param adminRole string = 'IoMT.Admin'
 
@@ -203,7 +206,9 @@ module functionApp 'app/function.bicep' = {
       // A Key Vault reference: the digests never sit in the app's configuration.
       MEDISANTE_API_KEY_HASHES: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.medisanteSecretName})'
       ADMIN_TOKEN_ISSUER: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+      // The tenant's v1.0 issuer (https://sts.windows.net/<tenant>/) is derived from this one.
       ADMIN_TOKEN_AUDIENCE: adminTokenAudience
+      ADMIN_TOKEN_CLIENT_ID: adminTokenClientId
       ADMIN_ROLE: adminRole
     })
   }
@@ -237,4 +242,5 @@ output FHIR_URL string = fhir.outputs.fhirUrl
 output KEYVAULT_URL string = keyVault.outputs.uri
 output ADMIN_TOKEN_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 output ADMIN_TOKEN_AUDIENCE string = adminTokenAudience
+output ADMIN_TOKEN_CLIENT_ID string = adminTokenClientId
 output ADMIN_ROLE string = adminRole

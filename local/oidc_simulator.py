@@ -6,9 +6,16 @@ token endpoint (RFC 6749) with the ``client_credentials`` grant (client authenti
 Basic or form fields) and the ``password`` grant, RFC 6749 error envelopes
 (``{"error": "invalid_client"}`` ...), and a UserInfo endpoint (Bearer, RFC 6750).
 
-Access tokens are RS256 JWTs with ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``exp`` and, for
-clients, the app ``roles`` (as Entra ID issues them to daemon apps). Clients and users are read
-from ``<data-dir>/directory.json`` (written with the defaults below on first start).
+Client-credentials tokens for an API are shaped the way Entra ID shapes them, by the API's
+``accessTokenAcceptedVersion`` (its app manifest; unset, as for a new app registration, means
+1.0): a v1.0 token has ``iss`` ``https://sts.windows.net/<tenant>/`` (here ``<base>/sts/<tenant>/``),
+``aud`` the identifier the client asked for (the App ID URI), ``appid`` and ``ver`` "1.0"; a
+v2.0 token has ``iss`` ``https://login.microsoftonline.com/<tenant>/v2.0`` (here
+``<base>/<tenant>/v2.0``), ``aud`` the API's client id, ``azp`` and ``ver`` "2.0". Both carry
+``tid``, ``oid``, ``sub`` and the app ``roles``, and are signed by the same published keys. The
+tenant's endpoints live under ``/<tenant>/`` as at Entra; ``POST /_sim/access-token-version``
+(``{"version": 1|2}``) changes the manifest setting. Clients, users and APIs are read from
+``<data-dir>/directory.json`` (written with the defaults below on first start).
 
 Usage: python oidc_simulator.py --port 8095 --data-dir DIR
 """
@@ -36,8 +43,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 TOKEN_LIFETIME_S = 3600
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_AUDIENCE = "api://iomt-hub"
+TENANT_ID = "11111111-2222-4333-8444-555555555555"
 # Local, public, development-only credentials.
 DEFAULT_DIRECTORY: dict[str, Any] = {
+    "apis": {DEFAULT_AUDIENCE: {"appId": "6d1e5d0a-0c4f-4b49-9d1d-6f1f2c0e8a11", "accessTokenAcceptedVersion": None}},
     "clients": {
         "iomt-admin-local": {"secret": "local-admin-secret", "roles": ["IoMT.Admin"]},
         "iomt-no-role-local": {"secret": "local-no-role-secret", "roles": []},
@@ -77,6 +86,7 @@ class Provider:
         self.directory_file = directory_file
         self.lock = threading.Lock()
         self.reset_requests: list[str] = []  # what a mail sender would have been asked to send
+        self.access_token_version: int | None = None  # the API manifest's accessTokenAcceptedVersion
 
     def _signing_key(self) -> tuple[rsa.RSAPrivateKey, str]:
         key_file = self.data_dir / "signing-key.pem"
@@ -113,6 +123,36 @@ class Provider:
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         }
+
+    def tenant_discovery(self, version: int) -> dict[str, Any]:
+        base = f"{self.issuer}/{TENANT_ID}"
+        return {
+            **self.discovery(),
+            "issuer": self.entra_issuer(version),
+            "token_endpoint": f"{base}/oauth2/v2.0/token" if version == 2 else f"{base}/oauth2/token",
+            "jwks_uri": f"{base}/discovery/v2.0/keys" if version == 2 else f"{self.issuer}/common/discovery/keys",
+        }
+
+    def entra_issuer(self, version: int) -> str:
+        return f"{self.issuer}/{TENANT_ID}/v2.0" if version == 2 else f"{self.issuer}/sts/{TENANT_ID}/"
+
+    def api_token_claims(self, client_id: str, roles: list[str], scope: str | None) -> dict[str, Any]:
+        """Claims of a client-credentials token for the API named by ``scope``, v1 or v2 as
+        that API's manifest says (Entra's behaviour; the endpoint's version does not matter)."""
+        resource = self.audience(scope)
+        apis = self.directory().get("apis", {})
+        api = apis.get(resource) or next((a for a in apis.values() if a.get("appId") == resource), None)
+        version = 2 if self.access_token_version == 2 else 1
+        common = {
+            "sub": client_id,
+            "oid": client_id,
+            "tid": TENANT_ID,
+            "roles": roles,
+            "iss": self.entra_issuer(version),
+        }
+        if version == 2:
+            return {**common, "aud": api["appId"] if api else resource, "azp": client_id, "ver": "2.0"}
+        return {**common, "aud": resource, "appid": client_id, "ver": "1.0"}
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -156,9 +196,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         provider = self.provider
+        tenant = f"/{TENANT_ID}"
         if self.path in ("/healthz", "/.well-known/openid-configuration"):
             self._send(200, provider.discovery())
-        elif self.path == "/discovery/v2.0/keys":
+        elif self.path == f"{tenant}/v2.0/.well-known/openid-configuration":
+            self._send(200, provider.tenant_discovery(2))
+        elif self.path == f"{tenant}/.well-known/openid-configuration":
+            self._send(200, provider.tenant_discovery(1))
+        elif self.path in ("/discovery/v2.0/keys", f"{tenant}/discovery/v2.0/keys", "/common/discovery/keys"):
             self._send(200, provider.jwks())
         elif self.path == "/oidc/userinfo":
             self._userinfo()
@@ -171,7 +216,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/password-reset":
             self._password_reset()
             return
-        if self.path != "/oauth2/v2.0/token":
+        if self.path == "/_sim/access-token-version":
+            self._set_version()
+            return
+        if self.path not in ("/oauth2/v2.0/token", f"/{TENANT_ID}/oauth2/v2.0/token", f"/{TENANT_ID}/oauth2/token"):
             self._error(404, "not_found", "no such endpoint")
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -211,13 +259,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         client_id, client = found
         token = self.provider.sign(
-            {
-                "aud": self.provider.audience(form.get("scope")),
-                "sub": client_id,
-                "oid": client_id,
-                "azp": client_id,
-                "roles": list(client.get("roles", [])),
-            }
+            self.provider.api_token_claims(client_id, list(client.get("roles", [])), form.get("scope"))
         )
         self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S})
 
@@ -230,6 +272,18 @@ class Handler(BaseHTTPRequestHandler):
         claims = {"aud": self.provider.audience(form.get("scope")), "sub": user["sub"], "scope": "openid profile"}
         token = self.provider.sign(claims)
         self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S})
+
+    def _set_version(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            version = json.loads(self.rfile.read(length) or b"{}").get("version")
+        except (ValueError, AttributeError):
+            version = "bad"
+        if version not in (None, 1, 2):
+            self._error(400, "invalid_request", "version must be 1, 2 or null")
+            return
+        self.provider.access_token_version = version
+        self._send(200, {"accessTokenAcceptedVersion": version})
 
     def _password_reset(self) -> None:
         """The provider's self-service reset: always 202, whether or not the email is known."""

@@ -47,9 +47,12 @@ class BearerTokenValidator:
     issuer's published keys (discovered, then cached), ``iss``, ``aud``, ``exp``/``nbf``, and an
     app role. 401 for a missing or invalid token, 403 for a valid token without the role."""
 
-    def __init__(self, issuer: str, audience: str, role: str, *, timeout_s: float = 10.0) -> None:
-        self.issuer = issuer.rstrip("/")
-        self.audience = audience
+    def __init__(
+        self, issuers: tuple[str, ...], audiences: tuple[str, ...], role: str, *, timeout_s: float = 10.0
+    ) -> None:
+        self.issuer = issuers[0].rstrip("/")  # its discovery document names the signing keys
+        self.issuers = issuers
+        self.audiences = audiences
         self.role = role
         self.timeout_s = timeout_s
         self._keys: jwt.PyJWKClient | None = None
@@ -79,8 +82,8 @@ class BearerTokenValidator:
                 token,
                 key.key,
                 algorithms=["RS256"],
-                audience=self.audience,
-                issuer=self.issuer,
+                audience=list(self.audiences),
+                issuer=list(self.issuers),
                 options={"require": ["exp", "iss", "aud", "sub"]},
                 leeway=60,
             )
@@ -116,12 +119,13 @@ def _token_problem(error: Exception) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _validator(issuer: str, audience: str, role: str) -> BearerTokenValidator:
-    return BearerTokenValidator(issuer, audience, role)
+def _validator(issuers: tuple[str, ...], audiences: tuple[str, ...], role: str) -> BearerTokenValidator:
+    return BearerTokenValidator(issuers, audiences, role)
 
 
 def admin_validator(settings: Settings, role: str | None = None) -> BearerTokenValidator:
-    """Entra ID tokens for the hub's app carrying ``role`` (default: the admin role)."""
-    if not settings.admin_token_issuer or not settings.admin_token_audience:
+    """Entra ID tokens for the hub's app carrying ``role`` (default: the admin role): v1.0 or
+    v2.0 tokens of exactly the configured tenant, for the App ID URI or the client id."""
+    if not settings.admin_token_issuers or not settings.admin_token_audiences:
         raise ConfigurationError("admin authentication is not configured (ADMIN_TOKEN_ISSUER, ADMIN_TOKEN_AUDIENCE)")
-    return _validator(settings.admin_token_issuer, settings.admin_token_audience, role or settings.admin_role)
+    return _validator(settings.admin_token_issuers, settings.admin_token_audiences, role or settings.admin_role)

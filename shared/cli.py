@@ -137,10 +137,10 @@ def _admin_token(_: argparse.Namespace) -> int:
     """A local admin access token from the OIDC simulator (local stack only)."""
     import requests
 
-    from shared.localstack import LOCAL_ADMIN_AUDIENCE, LOCAL_ADMIN_CLIENT, local_issuer
+    from shared.localstack import LOCAL_ADMIN_AUDIENCE, LOCAL_ADMIN_CLIENT, local_token_url
 
     response = requests.post(
-        f"{local_issuer()}/oauth2/v2.0/token",
+        local_token_url(),
         data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
         auth=LOCAL_ADMIN_CLIENT,
         timeout=10,

@@ -16,7 +16,9 @@ LOCAL_MEDISANTE_API_KEY = "local-medisante-key"
 LOCAL_ADMIN_CLIENT = ("iomt-admin-local", "local-admin-secret")
 LOCAL_NO_ROLE_CLIENT = ("iomt-no-role-local", "local-no-role-secret")
 LOCAL_INGEST_CLIENT = ("iomt-ingest-local", "local-ingest-secret")
-LOCAL_ADMIN_AUDIENCE = "api://iomt-hub"
+LOCAL_ADMIN_AUDIENCE = "api://iomt-hub"  # the hub's App ID URI at the OIDC simulator
+LOCAL_API_CLIENT_ID = "6d1e5d0a-0c4f-4b49-9d1d-6f1f2c0e8a11"  # the hub's app registration (client id)
+LOCAL_TENANT_ID = "11111111-2222-4333-8444-555555555555"
 # The Withings simulator's OAuth app (local/withings_simulator.py): public, local only.
 LOCAL_WITHINGS_CLIENT = ("local-withings-client", "local-withings-secret")
 
@@ -57,8 +59,10 @@ def local_settings() -> dict[str, str]:
         "FHIR_MAX_ATTEMPTS": "6",
         "FHIR_TIMEOUT_S": "30",
         "AZURE_CLIENT_ID": "",
-        "ADMIN_TOKEN_ISSUER": local_issuer(),
+        "ADMIN_TOKEN_ISSUER": local_admin_issuer(2),
+        "ADMIN_TOKEN_V1_ISSUER": local_admin_issuer(1),
         "ADMIN_TOKEN_AUDIENCE": LOCAL_ADMIN_AUDIENCE,
+        "ADMIN_TOKEN_CLIENT_ID": LOCAL_API_CLIENT_ID,
         "ADMIN_ROLE": "IoMT.Admin",
         "ATTRIBUTION_LOOKBACK_DAYS": "7",
         "WITHINGS_CLIENT_ID": LOCAL_WITHINGS_CLIENT[0],
@@ -71,3 +75,13 @@ def local_settings() -> dict[str, str]:
 
 def local_issuer() -> str:
     return f"http://127.0.0.1:{_port('OIDC_PORT', 8095)}"
+
+
+def local_admin_issuer(version: int) -> str:
+    """The simulated Entra tenant's issuer of v2.0 or v1.0 access tokens."""
+    base = local_issuer()
+    return f"{base}/{LOCAL_TENANT_ID}/v2.0" if version == 2 else f"{base}/sts/{LOCAL_TENANT_ID}/"
+
+
+def local_token_url() -> str:
+    return f"{local_issuer()}/{LOCAL_TENANT_ID}/oauth2/v2.0/token"

@@ -18,6 +18,7 @@ from shared.errors import ConfigurationError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_ENTRA_V2_ISSUER = re.compile(r"https://login\.microsoftonline\.com/([0-9a-fA-F-]{36})/v2\.0")
 
 
 def _comma_list(value: object) -> object:
@@ -61,7 +62,14 @@ class Settings(BaseSettings):
     admin_token_issuer: str | None = Field(
         default=None, description="issuer of admin tokens, e.g. https://login.microsoftonline.com/<tenant>/v2.0"
     )
+    admin_token_v1_issuer: str | None = Field(
+        default=None,
+        description="issuer of v1.0 admin tokens; derived for Entra (https://sts.windows.net/<tenant>/)",
+    )
     admin_token_audience: str | None = Field(default=None, description="the hub's app id URI, e.g. api://iomt-hub")
+    admin_token_client_id: str | None = Field(
+        default=None, description="the hub's app registration's client id (the aud of v2.0 tokens)"
+    )
     admin_role: str = Field(default="IoMT.Admin", min_length=1, description="app role an admin token must carry")
 
     attribution_lookback_days: int = Field(default=7, ge=0, le=365)
@@ -115,6 +123,8 @@ class Settings(BaseSettings):
         "azure_client_id",
         "admin_token_issuer",
         "admin_token_audience",
+        "admin_token_v1_issuer",
+        "admin_token_client_id",
         "withings_client_id",
         "withings_client_secret",
         "withings_public_base_url",
@@ -168,6 +178,24 @@ class Settings(BaseSettings):
         if self.storage_connection_string is None and not self.storage_account_name:
             raise ValueError("set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName")
         return self
+
+    @property
+    def admin_token_issuers(self) -> tuple[str, ...]:
+        """The configured tenant's v2.0 issuer and its v1.0 issuer (Entra issues a v1.0 token
+        unless the app's manifest says accessTokenAcceptedVersion 2)."""
+        if not self.admin_token_issuer:
+            return ()
+        v2 = self.admin_token_issuer.rstrip("/")
+        v1 = self.admin_token_v1_issuer
+        entra = _ENTRA_V2_ISSUER.fullmatch(v2)
+        if v1 is None and entra is not None:
+            v1 = f"https://sts.windows.net/{entra.group(1)}/"
+        return (v2, v1) if v1 else (v2,)
+
+    @property
+    def admin_token_audiences(self) -> tuple[str, ...]:
+        """The App ID URI (v1.0 tokens) and the client id (v2.0 tokens)."""
+        return tuple(a for a in (self.admin_token_audience, self.admin_token_client_id) if a)
 
     @property
     def withings_configured(self) -> bool:

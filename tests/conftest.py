@@ -25,8 +25,8 @@ from shared.localstack import (
     LOCAL_ADMIN_CLIENT,
     LOCAL_MEDISANTE_API_KEY,
     LOCAL_NO_ROLE_CLIENT,
-    local_issuer,
     local_settings,
+    local_token_url,
 )
 from shared.pipeline.store import RawRecordStore
 
@@ -139,7 +139,7 @@ def clean_cosmos(context: AppContext) -> AppContext:
 def client_token(client: tuple[str, str]) -> str:
     """An access token from the local OIDC provider (client credentials grant)."""
     response = requests.post(
-        f"{local_issuer()}/oauth2/v2.0/token",
+        local_token_url(),
         data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
         auth=client,
         timeout=10,

@@ -20,7 +20,7 @@ from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
 from shared.api.context import AppContext, reset_context
 from shared.devices import registry_id
-from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_issuer
+from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_admin_issuer, local_issuer
 from shared.pipeline.store import RawRecordStore
 from tests.conftest import (
     FIXTURES,
@@ -321,7 +321,7 @@ def forged_token(**overrides: Any) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = int(dt.datetime.now(dt.UTC).timestamp())
     claims = {
-        "iss": local_issuer(),
+        "iss": local_admin_issuer(2),
         "aud": LOCAL_ADMIN_AUDIENCE,
         "sub": "mallory",
         "exp": now + 600,
@@ -337,7 +337,7 @@ def issuer_signed_token(**overrides: Any) -> str:
     kid = jwt.PyJWKClient(f"{local_issuer()}/discovery/v2.0/keys").get_signing_keys()[0].key_id
     now = int(dt.datetime.now(dt.UTC).timestamp())
     claims = {
-        "iss": local_issuer(),
+        "iss": local_admin_issuer(2),
         "aud": LOCAL_ADMIN_AUDIENCE,
         "sub": "iomt-admin-local",
         "exp": now + 600,

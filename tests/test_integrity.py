@@ -17,6 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 
 from shared import cli
 from shared.api import bff as bff_api
@@ -26,9 +27,16 @@ from shared.api import withings as withings_api
 from shared.api.context import AppContext, reset_context
 from shared.consent import consent_id
 from shared.devices import DEVICE_TYPE_KINDS, registry_id
-from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_issuer
+from shared.localstack import (
+    LOCAL_ADMIN_AUDIENCE,
+    LOCAL_ADMIN_CLIENT,
+    LOCAL_API_CLIENT_ID,
+    LOCAL_TENANT_ID,
+    local_admin_issuer,
+    local_issuer,
+)
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import MEDISANTE_KEY, answer, http_request, put_patient, search, send
+from tests.conftest import MEDISANTE_KEY, answer, client_token, http_request, put_patient, search, send
 from tests.test_bff import PASSWORD, UPLOAD, create_user, login, process, upload
 from tests.test_device_manager import assign, deliver, fixture_text, payload_at
 
@@ -253,7 +261,7 @@ def foreign_token(**claims: Any) -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    body = {"iss": local_issuer(), "aud": LOCAL_ADMIN_AUDIENCE, "sub": "x", "exp": 2_000_000_000, **claims}
+    body = {"iss": local_admin_issuer(2), "aud": LOCAL_ADMIN_AUDIENCE, "sub": "x", "exp": 2_000_000_000, **claims}
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": "unknown-key"})
 
 
@@ -346,7 +354,9 @@ def test_concurrent_cursor_moves_end_at_the_newest(stack: AppContext):
     cursors = Cursors(stack.cosmos.get_container_client(CURSORS_CONTAINER))
     values = [1_700_000_000 + n * 60 for n in range(12)]
     run_together([functools.partial(cursors.advance, "777", "measure", value, 1.0) for value in values])
-    assert cursors.get("777", "measure")["lastupdate"] == max(values)
+    cursor = cursors.get("777", "measure")
+    assert cursor is not None
+    assert cursor["lastupdate"] == max(values)
 
 
 def test_two_patients_assigned_one_device_at_once_only_one_wins(stack: AppContext, admin_token: str):
@@ -356,3 +366,75 @@ def test_two_patients_assigned_one_device_at_once_only_one_wins(stack: AppContex
     assert sorted(status for status, _ in results) == [200, 409]
     device = stack.devices.get(registry_id("medisante", "358000000000999"))
     assert len(device["assignments"]) == 1
+
+
+# -- 10. real Entra ID token shapes -------------------------------------------------------------------
+
+
+@pytest.fixture
+def token_version():
+    def set_version(version: int | None) -> None:
+        requests.post(
+            f"{local_issuer()}/_sim/access-token-version", json={"version": version}, timeout=5
+        ).raise_for_status()
+
+    yield set_version
+    set_version(None)
+
+
+@pytest.mark.parametrize(
+    ("version", "issuer", "audience"),
+    [
+        (1, local_admin_issuer(1), LOCAL_ADMIN_AUDIENCE),  # a new app registration's default
+        (2, local_admin_issuer(2), LOCAL_API_CLIENT_ID),  # accessTokenAcceptedVersion: 2
+    ],
+)
+def test_entra_v1_and_v2_admin_tokens_are_both_accepted(
+    stack: AppContext, token_version, version: int, issuer: str, audience: str
+):
+    token_version(version)
+    token = client_token(LOCAL_ADMIN_CLIENT)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["ver"], claims["iss"], claims["aud"], claims["tid"]) == (
+        f"{version}.0",
+        issuer,
+        audience,
+        LOCAL_TENANT_ID,
+    )
+    assert answer(send(devices_api.list_devices, "GET", "x", token=token))[0] == 200
+
+
+def test_a_v2_token_needs_the_client_id_configured(stack: AppContext, token_version, monkeypatch: pytest.MonkeyPatch):
+    token_version(2)
+    token = client_token(LOCAL_ADMIN_CLIENT)
+    monkeypatch.setenv("ADMIN_TOKEN_CLIENT_ID", "")
+    reset_context()
+    try:
+        status, error = answer(send(devices_api.list_devices, "GET", "x", token=token))
+    finally:
+        monkeypatch.undo()
+        reset_context()
+    assert (status, error["error"]["message"]) == (
+        401,
+        "the bearer token is not valid: it was issued for another audience",
+    )
+
+
+def test_the_v1_issuer_of_an_entra_tenant_is_derived(monkeypatch: pytest.MonkeyPatch):
+    from shared.settings import Settings
+
+    monkeypatch.delenv("ADMIN_TOKEN_V1_ISSUER")
+    tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+    settings = Settings.model_validate(
+        {
+            "COSMOS_ENDPOINT": "https://c",
+            "FHIR_URL": "https://f",
+            "KEYVAULT_URL": "https://k",
+            "AzureWebJobsStorage__accountName": "s",
+            "ADMIN_TOKEN_ISSUER": f"https://login.microsoftonline.com/{tenant}/v2.0",
+        }
+    )
+    assert settings.admin_token_issuers == (
+        f"https://login.microsoftonline.com/{tenant}/v2.0",
+        f"https://sts.windows.net/{tenant}/",
+    )

@@ -29,7 +29,7 @@ FROM_OUTPUTS = {
     "ADMIN_ROLE": "ADMIN_ROLE",
 }
 # azd environment values the user set (`azd env set ...`), passed through when present.
-FROM_ENVIRONMENT = ("MEDISANTE_API_KEY_HASHES",)
+FROM_ENVIRONMENT = ("MEDISANTE_API_KEY_HASHES", "ADMIN_TOKEN_CLIENT_ID")
 
 
 def local_settings(environ: dict[str, str]) -> dict[str, object]:
