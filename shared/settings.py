@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     storage_connection_string: SecretStr | None = Field(default=None, alias="AzureWebJobsStorage")
     storage_account_name: str | None = Field(default=None, alias="AzureWebJobsStorage__accountName")
     max_dequeue_count: int = Field(default=5, ge=1, le=20)
+    # How long ingress may wait for Storage before it answers 503 + Retry-After (the sender
+    # re-delivers); the workers keep the SDK's own, longer, retry budget.
+    ingress_storage_timeout_s: float = Field(default=3.0, gt=0, le=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=100 * 1_048_576)
 
     cosmos_endpoint: str = Field(min_length=1)

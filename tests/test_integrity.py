@@ -438,3 +438,85 @@ def test_the_v1_issuer_of_an_entra_tenant_is_derived(monkeypatch: pytest.MonkeyP
         f"https://login.microsoftonline.com/{tenant}/v2.0",
         f"https://sts.windows.net/{tenant}/",
     )
+
+
+# -- 11. storage down: ingress answers 503 fast ---------------------------------------------------------
+
+
+class BlackHole:
+    """A TCP server that accepts connections and never answers: a hung storage endpoint."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = self.server.getsockname()[1]
+        self.held: list[Any] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            self.held.append(connection)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        for connection in self.held:
+            connection.close()
+        self.server.close()
+
+
+@pytest.mark.parametrize("failure", ["hung", "refused"])
+def test_ingress_answers_503_with_retry_after_quickly_when_storage_is_down(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+):
+    import socket
+    import time
+
+    from shared.localstack import AZURITE_KEY
+
+    hole = BlackHole()
+    if failure == "refused":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # closed again: nothing listens there
+    else:
+        port = hole.port
+    storage = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    monkeypatch.setenv("AzureWebJobsStorage", storage)
+    monkeypatch.setenv("INGRESS_STORAGE_TIMEOUT_S", "1")
+    reset_context()
+    try:
+        started = time.monotonic()
+        response = medisante_api.medisante_webhook(
+            http_request(
+                "POST",
+                "http://localhost/api/health-data/medisante/medisante-json",
+                body=fixture_text("blood-pressure").encode(),
+                headers={"x-api-key": MEDISANTE_KEY, "content-type": "application/json"},
+                route_params={"format": "medisante-json"},
+            )
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        hole.close()
+        monkeypatch.undo()
+        reset_context()
+    status, error = answer(response)
+    assert (status, error["error"]["code"]) == (503, "dependency_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+    assert not any(word in error["error"]["message"] for word in EXCEPTION_NAME)
+    # A deadline, not a benchmark: the SDK's default budget took 40-86 s here.
+    assert elapsed < 10, elapsed

@@ -52,6 +52,11 @@ class AppContext:
         return RawRecordStore.from_settings(self.settings)
 
     @cached_property
+    def ingress_store(self) -> RawRecordStore:
+        """The same queue and archive, with the short retry budget of a request being answered."""
+        return RawRecordStore.from_settings(self.settings, fast=True)
+
+    @cached_property
     def fhir(self) -> FhirClient:
         return FhirClient.from_settings(self.settings)
 
@@ -163,6 +168,11 @@ class AppContext:
         return queue_client(self.settings, WITHINGS_SYNC_QUEUE)
 
     @cached_property
+    def withings_notify_queue(self) -> QueueClient:
+        """The sync queue for the notification endpoint, which must answer within Withings' 2 s."""
+        return queue_client(self.settings, WITHINGS_SYNC_QUEUE, fast=True)
+
+    @cached_property
     def withings_connector(self) -> WithingsConnector:
         settings = self.settings
         base = (settings.withings_public_base_url or "").rstrip("/")
@@ -216,7 +226,7 @@ class AppContext:
 
     @cached_property
     def healthkit_ingestion(self) -> HealthKitIngestion:
-        return HealthKitIngestion(self.raw_store, self.devices, self.consents, self.settings.bff_max_samples)
+        return HealthKitIngestion(self.ingress_store, self.devices, self.consents, self.settings.bff_max_samples)
 
     @cached_property
     def worker(self) -> RawRecordWorker:

@@ -38,5 +38,5 @@ def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
     content_type = require_media_type(req, MEDIA_TYPES[format_name])
     text = decode_utf8(read_body(req, settings.max_body_bytes))
     conversion.parse(SOURCE, format_name, text)  # shape check: raises InvalidPayload (400)
-    envelope = context.raw_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
+    envelope = context.ingress_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
     return json_response({"status": "accepted", "receiptId": envelope.receipt_id}, status=202)

@@ -118,7 +118,7 @@ def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(status_code=200)
     job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
     try:
-        enqueue_job(context.withings_sync_queue, job)  # not withings_jobs: no sync machinery here
+        enqueue_job(context.withings_notify_queue, job)  # not withings_jobs: no sync machinery here
     except Exception as exc:
         raise DependencyError("the sync queue is unavailable; retry") from exc
     return func.HttpResponse(status_code=200)

@@ -33,12 +33,13 @@ class RawRecordStore:
     rejected: ContainerClient
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RawRecordStore:
+    def from_settings(cls, settings: Settings, *, fast: bool = False) -> RawRecordStore:
+        """``fast``: for ingress, which answers 503 quickly rather than keep a sender waiting."""
         return cls(
-            queue=queue_client(settings, names.RAW_QUEUE),
-            poison_queue=queue_client(settings, names.RAW_POISON_QUEUE),
-            archive=container_client(settings, names.RAW_CONTAINER),
-            rejected=container_client(settings, names.REJECTED_CONTAINER),
+            queue=queue_client(settings, names.RAW_QUEUE, fast=fast),
+            poison_queue=queue_client(settings, names.RAW_POISON_QUEUE, fast=fast),
+            archive=container_client(settings, names.RAW_CONTAINER, fast=fast),
+            rejected=container_client(settings, names.REJECTED_CONTAINER, fast=fast),
         )
 
     def ensure_exists(self) -> None:
