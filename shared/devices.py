@@ -127,6 +127,22 @@ class AssignRequest(StrictModel):
         )
 
 
+class CorrectionRequest(StrictModel):
+    """A correction of attribution: the device's readings from ``from`` (to ``to``, or open)
+    belong to ``patientId``."""
+
+    patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
+    valid_from: dt.datetime = Field(alias="from")
+    valid_to: dt.datetime | None = Field(default=None, alias="to")
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a UTC offset")
+        return value
+
+
 @dataclass(frozen=True)
 class Assignment:
     patient_id: str
@@ -136,6 +152,10 @@ class Assignment:
     def covers(self, moment: dt.datetime) -> bool:
         return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
 
+    def to_item(self) -> dict[str, Any]:
+        end = instant_text(self.valid_to) if self.valid_to is not None else None
+        return {"patientId": self.patient_id, "from": instant_text(self.valid_from), "to": end}
+
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Assignment:
         end = item.get("to")
@@ -144,6 +164,10 @@ class Assignment:
             dt.datetime.fromisoformat(item["from"]),
             dt.datetime.fromisoformat(end) if end else None,
         )
+
+
+def _earlier(end: dt.datetime | None, moment: dt.datetime) -> dt.datetime:
+    return moment if end is None else min(end, moment)
 
 
 def assignments_of(device: dict[str, Any]) -> list[Assignment]:
@@ -283,6 +307,27 @@ class DeviceRegistry:
             return device
 
         return self._update(device_id, open_assignment)
+
+    def reassign_period(
+        self, device_id: str, patient_id: str, start: dt.datetime, end: dt.datetime | None
+    ) -> dict[str, Any]:
+        """A correction: [start, end) (open-ended without ``end``) belongs to ``patient_id``;
+        whatever assignments overlapped it are clipped around it."""
+
+        def rewrite(device: dict[str, Any]) -> dict[str, Any]:
+            kept: list[Assignment] = []
+            for a in assignments_of(device):
+                if a.valid_from < start:
+                    kept.append(Assignment(a.patient_id, a.valid_from, _earlier(a.valid_to, start)))
+                if end is not None and (a.valid_to is None or a.valid_to > end):
+                    kept.append(Assignment(a.patient_id, max(a.valid_from, end), a.valid_to))
+            kept.append(Assignment(patient_id, start, end))
+            kept.sort(key=lambda a: a.valid_from)
+            device["assignments"] = [a.to_item() for a in kept]
+            device["patientId"] = next((a.patient_id for a in kept if a.valid_to is None), None)
+            return device
+
+        return self._update(device_id, rewrite)
 
     def unassign(self, device_id: str, at: dt.datetime | None = None) -> dict[str, Any]:
         end = at or self.clock()

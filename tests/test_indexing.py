@@ -21,6 +21,7 @@ EXPECTED_HTTP = {
     "get_device": ("devices/{id}", ["GET"], "ANONYMOUS"),
     "assign_device": ("devices/assign", ["POST"], "ANONYMOUS"),
     "unassign_device": ("devices/{id}/unassign", ["POST"], "ANONYMOUS"),
+    "correct_attribution": ("devices/{id}/correct-attribution", ["POST"], "ANONYMOUS"),
     "grant_consent": ("consents", ["POST"], "ANONYMOUS"),
     "list_consents": ("consents", ["GET"], "ANONYMOUS"),
     "get_consent": ("consents/{id}", ["GET"], "ANONYMOUS"),

@@ -520,3 +520,45 @@ def test_ingress_answers_503_with_retry_after_quickly_when_storage_is_down(
     assert not any(word in error["error"]["message"] for word in EXCEPTION_NAME)
     # A deadline, not a benchmark: the SDK's default budget took 40-86 s here.
     assert elapsed < 10, elapsed
+
+
+# -- 2. correcting an attribution writes anew; it never moves a resource ------------------------------
+
+
+def test_correcting_an_attribution_marks_the_old_and_writes_new_observations(
+    stack: AppContext, store: RawRecordStore, fhir_url: str, admin_token: str
+):
+    assert assign(admin_token, BP_IMEI, "blood-pressure-monitor", "anna")[0] == 200  # the wrong patient
+    deliver(fixture_text("blood-pressure"))
+    process(store)
+    annas = search(fhir_url, "Observation", subject="Patient/anna")
+    assert len(annas) == 2  # blood pressure and pulse
+
+    device_id = registry_id("medisante", BP_IMEI)
+    body = {"patientId": "bob", "from": "2026-01-01T00:00:00Z"}
+    status, outcome = answer(
+        send(devices_api.correct_attribution, "POST", "x", token=admin_token, body=body, route_params={"id": device_id})
+    )
+    assert (status, outcome["moved"]) == (200, 2), outcome
+    assert [a["patientId"] for a in outcome["device"]["assignments"]] == ["bob"]
+
+    after = {o["id"]: o for o in search(fhir_url, "Observation", subject="Patient/anna")}
+    assert set(after) == {o["id"] for o in annas}  # still anna's, as mistakes
+    assert {o["status"] for o in after.values()} == {"entered-in-error"}
+    bobs = search(fhir_url, "Observation", subject="Patient/bob")
+    assert {o["status"] for o in bobs} == {"final"}
+    assert sorted(o["identifier"][0]["value"] for o in bobs) == sorted(o["identifier"][0]["value"] for o in annas)
+    assert not {o["id"] for o in bobs} & set(after)
+    assert "blood-pressure" in stack.consents.get(consent_id("medisante", "bob"))["scopes"]
+
+    # The next delivery of the same payload lands with bob only, and nothing is duplicated.
+    deliver(fixture_text("blood-pressure"))
+    process(store)
+    assert len(search(fhir_url, "Observation", subject="Patient/bob")) == 2
+
+    bad = {"patientId": "bob", "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+    route = {"id": device_id}
+    assert (
+        answer(send(devices_api.correct_attribution, "POST", "x", token=admin_token, body=bad, route_params=route))[0]
+        == 400
+    )

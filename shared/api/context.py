@@ -22,6 +22,7 @@ from shared.clients.keyvault import secret_client
 from shared.clients.names import LOCKS_CONTAINER, RESET_OUTBOX_QUEUE, WITHINGS_SYNC_POISON_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.clients.storage import container_client, queue_client
 from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentStore
+from shared.corrections import AttributionCorrection
 from shared.devices import DEVICES_CONTAINER, DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
@@ -92,6 +93,10 @@ class AppContext:
     @cached_property
     def deletions(self) -> Deletions:
         return Deletions(self.fhir, self.cosmos.get_container_client(DELETION_LOG_CONTAINER))
+
+    @cached_property
+    def corrections(self) -> AttributionCorrection:
+        return AttributionCorrection(self.devices, self.consents, self.fhir, self.parked, self.raw_store)
 
     @cached_property
     def reset_outbox(self) -> QueueClient:

@@ -20,6 +20,7 @@ from shared.devices import (
     PATIENT_ASSIGNABLE_PROVIDERS,
     PROVIDERS,
     AssignRequest,
+    CorrectionRequest,
     DeviceRegistration,
     public_view,
     registry_id,
@@ -131,3 +132,19 @@ def unassign_device(req: func.HttpRequest) -> func.HttpResponse:
     admin(context, req)
     context.devices.unassign(req.route_params.get("id", ""))
     return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="devices/{id}/correct-attribution", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def correct_attribution(req: func.HttpRequest) -> func.HttpResponse:
+    """The device was assigned to the wrong patient: its readings of the period become the
+    right patient's (new Observations; the wrong patient's are marked entered-in-error)."""
+    context = get_context()
+    principal = admin(context, req)
+    request = read_json_model(req, CorrectionRequest, context.settings.max_body_bytes)
+    context.devices.get(req.route_params.get("id", ""))  # 404 before anything else
+    patient_id = context.patients.resolve(request.patient_id)
+    outcome = context.corrections.correct(
+        req.route_params.get("id", ""), patient_id, request.valid_from, request.valid_to, principal.subject
+    )
+    return json_response({**outcome, "device": public_view(outcome["device"])})

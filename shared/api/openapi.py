@@ -12,7 +12,7 @@ import azure.functions as func
 from shared.api.bff import LoginRequest, ResetConfirmation, ResetRequest
 from shared.api.http import endpoint, json_response
 from shared.consent import SCOPES, ConsentGrant
-from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, DeviceRegistration
+from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, CorrectionRequest, DeviceRegistration
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -134,6 +134,16 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {
         "DeviceRegistration": _model_schema(DeviceRegistration),
         "AssignRequest": _model_schema(AssignRequest),
+        "CorrectionRequest": _model_schema(CorrectionRequest),
+        "Correction": {
+            "type": "object",
+            "required": ["device", "moved", "reDriven"],
+            "properties": {
+                "device": _ref("Device"),
+                "moved": {"type": "integer", "description": "Observations written for the right patient"},
+                "reDriven": {"type": "integer", "description": "parked records re-driven"},
+            },
+        },
         "ConsentGrant": _model_schema(ConsentGrant),
         "Device": _DEVICE,
         "DevicePage": {
@@ -253,6 +263,23 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _answer("assigned", "Device"),
                     **_errors(400, *admin_errors, 409, 413, 415, 422),
+                },
+            }
+        },
+        "/api/devices/{id}/correct-attribution": {
+            "post": {
+                "operationId": "correctAttribution",
+                "summary": "The device's readings from `from` (to `to`, or from then on) belong to `patientId`",
+                "description": "Rewrites the assignment history for the period, records the clinic's consent for the "
+                "device type's kinds, writes each Observation of the period again for the right patient (a new "
+                "resource: ids derive from the patient) and marks the wrong patient's entered-in-error. Nothing "
+                "changes subject.",
+                "security": ADMIN,
+                "parameters": [_path_id("device id")],
+                "requestBody": _body("CorrectionRequest"),
+                "responses": {
+                    "200": _answer("corrected", "Correction"),
+                    **_errors(400, *admin_errors, 404, 409, 413, 415, 422),
                 },
             }
         },

@@ -1,0 +1,94 @@
+"""Correcting an attribution: a device was assigned to the wrong patient for a while. The
+readings of that period move to the right patient the only way FHIR allows without rewriting
+anyone's record: each Observation written for the wrong patient is marked ``entered-in-error``
+(it stays in that patient's history, as a mistake) and a new Observation, with the id of the
+right patient (ids derive from the patient), is written for the right one. Nothing ever
+changes subject."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from shared.consent import ConsentGrant, ConsentStore
+from shared.devices import DEVICE_TYPE_KINDS, DeviceRegistry, instant_text
+from shared.errors import BadRequest
+from shared.fhir.client import FhirClient
+from shared.fhir.mapping import entered_in_error, observation_id
+from shared.pipeline.parking import ParkedReadings
+from shared.pipeline.replay import replay_archived
+from shared.pipeline.store import RawRecordStore
+
+_READING_SYSTEM_PREFIX, _READING_SYSTEM_SUFFIX = "urn:iomt-hub:", ":reading"
+_PAGE = 500
+
+
+def moved_copy(resource: dict[str, Any], patient_id: str) -> dict[str, Any] | None:
+    """The same reading as a new Observation of ``patient_id``; None if it is not one the hub wrote."""
+    identifier: dict[str, Any] = next(iter(resource.get("identifier") or []), {})
+    system, value = str(identifier.get("system", "")), identifier.get("value")
+    if not (system.startswith(_READING_SYSTEM_PREFIX) and system.endswith(_READING_SYSTEM_SUFFIX) and value):
+        return None
+    source = system[len(_READING_SYSTEM_PREFIX) : -len(_READING_SYSTEM_SUFFIX)]
+    copy = {key: item for key, item in resource.items() if key != "meta"}
+    copy["meta"] = {k: v for k, v in (resource.get("meta") or {}).items() if k in ("tag", "profile")}
+    copy["id"] = observation_id(source, str(value), patient_id)
+    copy["subject"] = {"reference": f"Patient/{patient_id}"}
+    return copy
+
+
+@dataclass
+class AttributionCorrection:
+    devices: DeviceRegistry
+    consents: ConsentStore
+    fhir: FhirClient
+    parked: ParkedReadings
+    raw_store: RawRecordStore
+
+    def correct(
+        self, device_id: str, patient_id: str, start: dt.datetime, end: dt.datetime | None, recorded_by: str
+    ) -> dict[str, Any]:
+        if end is not None and end <= start:
+            raise BadRequest("to must be after from")
+
+        device = self.devices.reassign_period(device_id, patient_id, start, end)
+        scopes = [kind.value for kind in DEVICE_TYPE_KINDS[device["type"]]]
+        self.consents.grant(
+            ConsentGrant(patientId=patient_id, source=device["provider"], scopes=scopes, attestation="clinic"),
+            recorded_by,
+            merge=True,
+        )
+        writes: list[dict[str, Any]] = []
+        for resource in self._observations(device, start, end):
+            subject = (resource.get("subject") or {}).get("reference")
+            if subject == f"Patient/{patient_id}" or resource.get("status") == "entered-in-error":
+                continue
+            copy = moved_copy(resource, patient_id)
+            if copy is not None:
+                writes += [copy, entered_in_error(resource)]
+        if writes:
+            self.fhir.write(writes)
+        waiting = self.parked.waiting_for(device)
+        if waiting:
+            replay_archived(self.raw_store, waiting)
+        return {"device": device, "moved": len(writes) // 2, "reDriven": len(waiting)}
+
+    def _observations(
+        self, device: dict[str, Any], start: dt.datetime, end: dt.datetime | None
+    ) -> list[dict[str, Any]]:
+        fhir_devices = self.fhir.search("Device", {"identifier": device["providerDeviceId"], "_elements": "id"})
+        if not fhir_devices:
+            return []
+        params = {
+            "device": ",".join(f"Device/{d['id']}" for d in fhir_devices),
+            "date": f"ge{instant_text(start)}",
+            "_count": str(_PAGE),
+        }
+        found = self.fhir.search("Observation", params)
+        return [r for r in found if end is None or _effective(r) < end]
+
+
+def _effective(resource: dict[str, Any]) -> dt.datetime:
+    text = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
+    return dt.datetime.fromisoformat(str(text))
