@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,11 +29,15 @@ def resources(patient="writer-p1"):
 
 
 class FaultyProxy:
-    """Forwards to the FHIR server, failing on a script: ``faults`` is consumed one per request."""
+    """Forwards to the FHIR server, failing on a script: ``faults`` is consumed one per request
+    (or called once per request). Faults: ``503``, ``drop`` (the connection closes before
+    anything is forwarded), ``drop-after`` (forwarded, then closed without an answer),
+    ``throttle-half`` (AHDS-style 429 on the later half of a batch's entries), ``refuse-last``."""
 
-    def __init__(self, target: str, faults: list[str]) -> None:
+    def __init__(self, target: str, faults: list[str] | Callable[[], str]) -> None:
         self.target = target
         self.faults = faults
+        self.seen: Counter[str] = Counter()
         self.forwarded_entries: Counter[str] = Counter()
         proxy = self
 
@@ -46,7 +51,15 @@ class FaultyProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                fault = proxy.faults.pop(0) if proxy.faults else "pass"
+                fault = proxy.next_fault()
+                proxy.seen[fault] += 1
+                if fault == "drop-after":
+                    bundle = json.loads(body)
+                    for entry in bundle["entry"]:
+                        proxy.forwarded_entries[entry["request"]["url"]] += 1
+                    requests.post(proxy.target, json=bundle, timeout=10)
+                    self.connection.close()
+                    return
                 if fault == "drop":
                     self.connection.close()
                     return
@@ -99,6 +112,11 @@ class FaultyProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def next_fault(self) -> str:
+        if callable(self.faults):
+            return self.faults()
+        return self.faults.pop(0) if self.faults else "pass"
 
     def __enter__(self) -> FaultyProxy:
         self.thread.start()

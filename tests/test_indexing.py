@@ -46,9 +46,9 @@ EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
 @functools.cache
 def _functions():
     import function_app
+    from local.functions_host import functions_of
 
-    # get_functions() validates names and may be called once per app.
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f for f in functions_of(function_app.app)}
 
 
 def test_http_functions_have_expected_routes_methods_and_auth():
