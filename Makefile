@@ -52,14 +52,12 @@ test: install
 fuzz: local-up
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FAULT_RATES=0.3,0.9 $(VENV)/bin/pytest tests/test_fuzz.py tests/test_faults.py
 
+# FUNCTIONS_HOST=project uses the project's own host even where Core Tools (func) is installed.
 run: local-up
-	@if command -v func >/dev/null 2>&1; then \
+	@if [ "$(FUNCTIONS_HOST)" != "project" ] && command -v func >/dev/null 2>&1; then \
 		func start; \
 	else \
-		echo "Azure Functions Core Tools (func) is not installed: the local stack is up and"; \
-		echo "local.settings.json is written, but the Functions host cannot start."; \
-		echo "Install Core Tools 4.x: npm install -g azure-functions-core-tools@4 (see README)."; \
-		exit 1; \
+		$(PY) local/functions_host.py; \
 	fi
 
 bench: install

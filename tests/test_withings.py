@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 import requests
 from azure.functions.timer import TimerRequest  # the host's concrete class
 
+from local.functions_host import serving
 from shared import cli
 from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
@@ -28,7 +28,6 @@ from shared.withings.client import Tokens, WithingsClient
 from shared.withings.sync import SyncJob, SyncJobRunner
 from shared.withings.tokens import NeedsReconsent, secret_name
 from tests.conftest import FIXTURES, answer, drive, put_patient, search, send
-from tests.function_host import serve
 
 USERID = "12345"
 SIM = "http://127.0.0.1:8096"
@@ -85,12 +84,9 @@ def user_data() -> dict[str, Any]:
 
 @pytest.fixture
 def host(context: AppContext) -> Iterator[str]:
-    routes = [
-        (re.compile(r"/api/withings/notify/(?P<secret>[^/]+)"), withings_api.withings_notify),
-        (re.compile(r"/api/withings/callback"), withings_api.withings_callback),
-    ]
+    """The app served by the project's own Functions host where Withings calls it."""
     port = int(urlsplit(context.settings.withings_public_base_url or "").port or 7071)
-    with serve(port, routes) as url:
+    with serving(port) as url:
         yield url
 
 
