@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := local/node_modules/.installed
 
-.PHONY: install local-up local-down lint typecheck check test fuzz run bench clean
+.PHONY: install local-up local-down lint typecheck check test fuzz run demo bench clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
+	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/demo.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
 
 check: lint typecheck
 	$(VENV)/bin/pytest
@@ -59,6 +59,10 @@ run: local-up
 	else \
 		$(PY) local/functions_host.py; \
 	fi
+
+# A tour of the running hub (`make run` in another terminal; started for the tour if absent).
+demo: local-up
+	$(PY) local/demo.py
 
 bench: install
 	$(PY) bench/convert.py

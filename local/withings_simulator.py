@@ -349,6 +349,23 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/_sim/subscribe":  # a subscription made earlier (no probe now)
                 entry = {"callbackurl": body["callbackurl"], "appli": body["appli"], "comment": ""}
                 STATE.subscriptions.setdefault(str(body["userid"]), []).append(entry)
+            elif path == "/_sim/notify":  # what Withings does after a change: POST to every subscribed URL
+                userid, appli = str(body["userid"]), int(body["appli"])
+                now = int(time.time())
+                form = urlencode({"userid": userid, "appli": appli, "startdate": now - 86400, "enddate": now}).encode()
+                targets = [s["callbackurl"] for s in STATE.subscriptions.get(userid, []) if s["appli"] == appli]
+                delivered = []
+                for url in targets:
+                    request = urllib.request.Request(
+                        url, data=form, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
+                    )
+                    try:
+                        with urllib.request.urlopen(request, timeout=2) as answer:  # Withings waits 2 s
+                            delivered.append(answer.status)
+                    except (urllib.error.URLError, OSError):
+                        delivered.append(0)
+                self._json({"ok": True, "delivered": delivered})
+                return
             elif path == "/_sim/deny-next-consent":
                 STATE.deny_next_consent = True
             elif path == "/_sim/invalidate-refresh":

@@ -189,3 +189,14 @@ def test_host_json_timespans_and_queue_options_are_read():
     assert (options.batch_size, options.new_batch_threshold, options.max_dequeue_count) == (16, 8, 5)
     assert (options.visibility_timeout_s, options.max_polling_interval_s) == (30.0, 2.0)
     assert _timespan_s("1.02:03:04.5", 0) == 86400 + 7384.5
+
+
+def test_the_vscode_launchers_start_a_host_and_name_tasks_that_exist():
+    launch = json.loads((REPO / ".vscode" / "launch.json").read_text())
+    tasks = {task["label"]: task for task in json.loads((REPO / ".vscode" / "tasks.json").read_text())["tasks"]}
+    for configuration in launch["configurations"]:
+        assert configuration["preLaunchTask"] in tasks
+    [own] = [c for c in launch["configurations"] if c["request"] == "launch"]
+    assert own["program"].endswith("local/functions_host.py")
+    assert (REPO / own["program"].replace("${workspaceFolder}/", "")).exists()
+    assert "debugpy" in tasks["func: host start"]["options"]["env"]["languageWorkers__python__arguments"]
