@@ -30,14 +30,20 @@ class Kind(StrEnum):
     OTHER = "other"
 
 
-Status = Literal["final", "amended", "entered-in-error"]
+# Observation.status (R4 value set observation-status): a source's own status is kept.
+Status = Literal[
+    "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
+]
+STATUSES: tuple[str, ...] = (
+    "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
+)
 
 
 # The small value types are named tuples: immutable and hashable like a frozen dataclass, and
 # several times cheaper to build, which matters at one or more per reading.
 class Quantity(NamedTuple):
     value: float
-    unit: str  # UCUM code
+    unit: str  # UCUM code; "" when the source gave no unit the hub knows (no UCUM code is asserted)
 
 
 class Coding(NamedTuple):
@@ -49,8 +55,10 @@ class Coding(NamedTuple):
 class Component(NamedTuple):
     """One part of a multi-part reading, e.g. the systolic pressure of a blood pressure."""
 
-    name: str  # "systolic", "diastolic", "mean"
-    quantity: Quantity
+    name: str  # "systolic", "diastolic", "mean", "heart-rate", "meal"
+    quantity: Quantity | None
+    in_range: bool | None = None  # the device's own verdict (Medisanté isInRange)
+    coded: Coding | None = None  # a coded value instead of a quantity (the meal context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +78,10 @@ class DeviceIdentity:
     source: str
     identifiers: tuple[tuple[str, str], ...]
     manufacturer: str | None = None
-    model: str | None = None
+    model: str | None = None  # the model's name (FHIR deviceName of type model-name)
     name: str | None = None
     serial_number: str | None = None
+    model_number: str | None = None  # the vendor's model id (FHIR modelNumber)
     version: str | None = None
     key: str = field(init=False, compare=False, repr=False)  # "system|value" of the first identifier
 
@@ -95,7 +104,12 @@ class Measurement(msgspec.Struct, kw_only=True, gc=False):
     source_code: Coding | None = None  # the source's own code (always kept for OTHER)
     device: DeviceIdentity | None = None
     annotations: tuple[tuple[str, str | bool | float], ...] = ()
-    interpretation: str | None = None  # e.g. an ECG classification
+    interpretation: str | None = None  # e.g. an ECG classification, as the source names it
+    interpretations: tuple[Coding, ...] = ()  # coded flags (ECG rhythm, irregular heartbeat, out of range)
+    coded_value: Coding | None = None  # a classification, not a measurement (Withings AFib result)
+    notes: tuple[str, ...] = ()  # what a clinician must read with the value (ambiguous user, ...)
+    # FHIR elements of an incoming Observation kept as they came (interpretation, note, extension).
+    fhir_elements: tuple[tuple[str, str], ...] = ()  # (element name, its JSON)
     method: str | None = None  # how it was measured, where the code depends on it ("glucometer")
     manual_entry: bool = False
     ambiguous_user: bool = False

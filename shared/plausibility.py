@@ -27,6 +27,7 @@ RANGES: dict[tuple[Kind, str], tuple[float, float]] = {
 MAX_MAGNITUDE = 1e15
 # A body-surface ECG is a few millivolts; a sample past a volt is not a voltage measured.
 MAX_ECG_MICROVOLTS = 1e6
+GLUCOSE_UNITS = frozenset({"mg/dL", "mmol/L"})
 BLOOD_PRESSURE_RANGES: dict[str, tuple[float, float]] = {
     "systolic": (40, 300),
     "diastolic": (20, 250),
@@ -40,11 +41,14 @@ def problem(measurement: Measurement) -> str | None:
         return _blood_pressure_problem(measurement.components)
     if measurement.signal is not None and (reason := _signal_problem(measurement.signal)):
         return reason
-    for name, (value, _) in measurement.components:
-        if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # true for NaN too
+    for component in measurement.components:
+        if component.quantity is not None and not -MAX_MAGNITUDE <= component.quantity.value <= MAX_MAGNITUDE:
+            name = component.name  # the test above is true for NaN too
             return f"{name} of {measurement.kind} is not a finite number below {MAX_MAGNITUDE:g} in magnitude"
     if measurement.value is None:
         return None
+    if measurement.kind is Kind.GLUCOSE and measurement.value.unit not in GLUCOSE_UNITS:
+        return f"glucose in {measurement.value.unit or 'no unit'} cannot be converted to mg/dL or mmol/L"
     value, unit = measurement.value
     bounds = RANGES.get((measurement.kind, unit))
     if bounds is None:
@@ -59,7 +63,10 @@ def problem(measurement: Measurement) -> str | None:
 
 def _blood_pressure_problem(components: tuple[Component, ...]) -> str | None:
     pressures: dict[str, float] = {}
-    for name, (value, unit) in components:
+    for component in components:
+        if component.quantity is None:
+            continue
+        name, (value, unit) = component.name, component.quantity
         bounds = BLOOD_PRESSURE_RANGES.get(name)
         if bounds is not None and not bounds[0] <= value <= bounds[1]:  # true for NaN too
             return f"{name} pressure is outside the plausible range {bounds[0]:g}-{bounds[1]:g} {unit}"
@@ -83,7 +90,7 @@ def drop_implausible(result: ParseResult) -> None:
         if value is not None and measurement.kind is not Kind.BLOOD_PRESSURE:
             bounds = RANGES.get((measurement.kind, value.unit))
             low, high = bounds if bounds is not None else (-MAX_MAGNITUDE, MAX_MAGNITUDE)
-            if low <= value.value <= high and not measurement.components:
+            if low <= value.value <= high and not measurement.components and measurement.kind is not Kind.GLUCOSE:
                 kept.append(measurement)  # the common case, decided without a call to problem()
                 continue
         reason = problem(measurement)

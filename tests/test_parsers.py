@@ -384,7 +384,9 @@ def test_withings_ambiguous_and_amended_groups_are_flagged_not_dropped():
     result = withings.parse_getmeas(_group([{"value": 70, "type": 1, "unit": 0}], attrib=1, modified=1780300000))
     [reading] = result.readings
     assert reading.ambiguous_user is True
-    assert reading.status == "amended"
+    assert reading.status == "preliminary"  # not confirmed as the patient's: shown as such (#14 item 11)
+    edited = withings.parse_getmeas(_group([{"value": 70, "type": 1, "unit": 0}], attrib=0, modified=1780300000))
+    assert edited.readings[0].status == "amended"
 
 
 def test_withings_heart_ecg_and_activity():

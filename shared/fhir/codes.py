@@ -12,6 +12,8 @@ UCUM = "http://unitsofmeasure.org"
 MDC = "urn:oid:2.16.840.1.113883.6.24"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+SNOMED = "http://snomed.info/sct"
+MDC_11073 = "urn:iso:std:iso:11073:10101"
 PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
 
 
@@ -116,3 +118,20 @@ UCUM_UNITS = frozenset(
     }
 )
 UNIT_DISPLAY = {"mm[Hg]": "mmHg", "/min": "beats/minute", "Cel": "°C", "{steps}": "steps", "uV": "µV"}
+
+# A device's own in-range verdict, as FHIR interpretation (v3 ObservationInterpretation).
+IN_RANGE: dict[bool, Coding] = {
+    True: Coding(INTERPRETATION_SYSTEM, "N", "Normal"),
+    False: Coding(INTERPRETATION_SYSTEM, "A", "Abnormal"),
+}
+# Glucose meal context (PHD IG: MDC_CTXT_GLU_MEAL with a SNOMED CT timing value).
+MEAL_CONTEXT = Coding(MDC_11073, "8417864", "MDC_CTXT_GLU_MEAL")
+MEAL_TIMING: dict[str, Coding] = {
+    "before-meal": Coding(SNOMED, "307165006", "Before meal"),
+    "after-meal": Coding(SNOMED, "24863003", "Postprandial"),
+}
+# ECG rhythm classifications (HealthKit's, Withings' AFib result) that have a SNOMED CT finding.
+ECG_RHYTHMS: dict[str, Coding] = {
+    "sinus-rhythm": Coding(SNOMED, "426783006", "Normal sinus rhythm"),
+    "atrial-fibrillation": Coding(SNOMED, "49436004", "Atrial fibrillation"),
+}

@@ -23,12 +23,14 @@ from shared.fhir.codes import (
     CODES,
     ECG_COMPONENTS,
     GLUCOSE_CODES,
+    IN_RANGE,
+    MEAL_CONTEXT,
     PROFILE_BASE,
     UCUM,
     UCUM_UNITS,
     UNIT_DISPLAY,
 )
-from shared.measurement import Coding, DeviceIdentity, Kind, Measurement, Quantity
+from shared.measurement import Coding, Component, DeviceIdentity, Kind, Measurement, Quantity
 
 SOURCE_TAG_SYSTEM = "urn:iomt-hub:source"
 FLAG_TAG_SYSTEM = "urn:iomt-hub:reading-flag"
@@ -97,6 +99,8 @@ def _coding(coding: Coding) -> dict[str, str]:
 def _quantity(quantity: Quantity) -> dict[str, Any]:
     value, unit = quantity
     number = int(value) if float(value).is_integer() else value
+    if not unit:  # no unit the hub knows: no UCUM code is asserted
+        return {"value": number}
     display = _UCUM_DISPLAY.get(unit)
     if display is not None:
         return {"value": number, "unit": display, "system": UCUM, "code": unit}
@@ -112,13 +116,14 @@ def _code_parts(
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, str | None]:
     """(code, category, vital-signs profile) of a kind of reading, from the code table; built
     once per distinct kind and shared by every resource (treat mapped resources as read-only)."""
-    if kind is Kind.GLUCOSE and unit is not None:
-        coding = GLUCOSE_CODES[(method or "blood", unit)]
-        return {"coding": [_coding(coding)], "text": "Glucose"}, _category("laboratory"), None
+    if kind is Kind.GLUCOSE:
+        coding = GLUCOSE_CODES.get((method or "blood", unit or ""))
+        code: dict[str, Any] = {"coding": [_coding(coding)], "text": "Glucose"} if coding else {"text": "Glucose"}
+        return code, _category("laboratory"), None
     spec = CODES.get(kind)
     if spec is None:
-        if source_code is None:
-            raise ValueError(f"{kind} reading has no code")
+        if source_code is None:  # parsers always give one; never raise from mapping
+            return {"text": str(kind)}, None, None
         return {"coding": [_coding(source_code)], "text": source_code.display or source_code.code}, None, None
     codings = [_coding(c) for c in spec.codings]
     if source_code is not None:
@@ -216,16 +221,29 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         resource["device"] = _device_reference(measurement.device.key)
     if value is not None:
         resource["valueQuantity"] = _quantity(value)
+    elif measurement.coded_value is not None:
+        coded = measurement.coded_value
+        resource["valueCodeableConcept"] = {"coding": [_coding(coded)], "text": coded.display or coded.code}
     if measurement.components or measurement.signal is not None:
         resource["component"] = _components(measurement)
-    if measurement.interpretation:
-        resource["interpretation"] = [{"text": measurement.interpretation}]
+    passthrough = {name: orjson.loads(text) for name, text in measurement.fhir_elements}
+    interpretation = [{"coding": [_coding(c)], "text": c.display or c.code} for c in measurement.interpretations]
+    if measurement.interpretation and not measurement.interpretations:
+        interpretation.append({"text": measurement.interpretation})
+    interpretation += passthrough.get("interpretation", [])
+    if interpretation:
+        resource["interpretation"] = interpretation
+    notes = [{"text": text} for text in measurement.notes]
     if measurement.annotations:
-        resource["note"] = _note(measurement.annotations)
+        notes += _note(measurement.annotations)
+    notes += passthrough.get("note", [])
+    if notes:
+        resource["note"] = notes
+    if "extension" in passthrough:
+        resource["extension"] = passthrough["extension"]
     return resource
 
 
-@functools.lru_cache(maxsize=1024)
 def _note(annotations: tuple[tuple[str, str | bool | float], ...]) -> list[dict[str, str]]:
     return [{"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in annotations)}]
 
@@ -238,15 +256,24 @@ def _note_value(value: str | bool | float) -> str:
     return value
 
 
-_COMPONENT_CODES: dict[Kind, dict[str, dict[str, Any]]] = {
-    Kind.BLOOD_PRESSURE: {name: {"coding": [_coding(c)]} for name, c in BLOOD_PRESSURE_COMPONENTS.items()},
-    Kind.ECG: {name: {"coding": [_coding(c)]} for name, c in ECG_COMPONENTS.items()},
-}
+_COMPONENT_CODINGS: dict[str, Coding] = {**BLOOD_PRESSURE_COMPONENTS, **ECG_COMPONENTS, "meal": MEAL_CONTEXT}
+
+
+def _component(component: Component) -> dict[str, Any]:
+    coding = _COMPONENT_CODINGS.get(component.name)
+    part: dict[str, Any] = {"code": {"coding": [_coding(coding)]} if coding else {"text": component.name}}
+    if component.quantity is not None:
+        part["valueQuantity"] = _quantity(component.quantity)
+    elif component.coded is not None:
+        part["valueCodeableConcept"] = {"coding": [_coding(component.coded)], "text": component.coded.display}
+    if component.in_range is not None:
+        verdict = IN_RANGE[component.in_range]
+        part["interpretation"] = [{"coding": [_coding(verdict)], "text": verdict.display}]
+    return part
 
 
 def _components(measurement: Measurement) -> list[dict[str, Any]]:
-    codes = _COMPONENT_CODES[Kind.BLOOD_PRESSURE if measurement.kind is Kind.BLOOD_PRESSURE else Kind.ECG]
-    components = [{"code": codes[c.name], "valueQuantity": _quantity(c.quantity)} for c in measurement.components]
+    components = [_component(c) for c in measurement.components]
     signal = measurement.signal
     if signal is not None:
         lead = ECG_COMPONENTS["lead-I"]
@@ -290,10 +317,13 @@ def device_resource(device: DeviceIdentity, patient_id: str | None = None) -> di
         resource["manufacturer"] = device.manufacturer
     if device.serial_number:
         resource["serialNumber"] = device.serial_number
-    if device.name:
-        resource["deviceName"] = [{"name": device.name, "type": "user-friendly-name"}]
+    names = [{"name": device.name, "type": "user-friendly-name"}] if device.name else []
     if device.model:
-        resource["modelNumber"] = device.model
+        names.append({"name": device.model, "type": "model-name"})
+    if names:
+        resource["deviceName"] = names
+    if device.model_number:
+        resource["modelNumber"] = device.model_number
     if device.version:
         resource["version"] = [{"value": device.version}]
     if patient_id is not None:  # who uses it now: the patient of its latest readings

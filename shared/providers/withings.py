@@ -14,6 +14,7 @@ import msgspec
 
 from shared import plausibility
 from shared.errors import InvalidPayload
+from shared.fhir.codes import ECG_RHYTHMS
 from shared.measurement import (
     Coding,
     Component,
@@ -39,8 +40,36 @@ from shared.providers.common import (
 SOURCE = "withings"
 MEASTYPE_SYSTEM = "urn:iomt-hub:withings:meastype"
 DEVICE_SYSTEM = "urn:iomt-hub:withings:deviceid"
+AFIB_SYSTEM = "urn:iomt-hub:withings:afib-classification"
 MANUAL_ATTRIBS = frozenset({2, 4})
 AMBIGUOUS_ATTRIBS = frozenset({1})
+# What a clinician must read with the value, where they look (Observation.note), by attrib.
+ATTRIB_NOTES: dict[int, str] = {
+    1: "Withings could not tell which user of the device took this measurement (attrib 1): confirm it is this "
+    "patient's before relying on it",
+    2: "Entered by hand in the Withings app (attrib 2), not measured by a device",
+    4: "Entered by hand when the Withings account was created (attrib 4); Withings says it may not be accurate",
+}
+# Withings' meastype 130/139 values: a classification, not a measurement (Measure - Getmeas).
+AFIB_CLASSES: dict[int, str] = {
+    0: "Negative",
+    1: "Positive",
+    2: "Inconclusive",
+    3: "No signal",
+    4: "Other",
+    5: "Noise",
+    6: "Low Heart Rate",
+    7: "High Heart Rate",
+    8: "Inconclusive US",
+    9: "Negative normal HR",
+    10: "Negative high HR",
+    11: "Positive normal HR",
+    12: "Positive high HR",
+    13: "No Diagnosis",
+}
+AFIB_MEASTYPES = frozenset({130, 139})
+# Heart v2 ``model`` is a numeric model id; Getmeas gives the name (and ``modelid``).
+MODEL_NAMES: dict[int, str] = {44: "BPM Core", 91: "Move ECG"}
 SYSTOLIC, DIASTOLIC, PULSE = 10, 9, 11
 MAX_UNIT = 20  # |unit|, the power of ten of a measure: larger is not a real measure
 MAX_RAW_VALUE = 1e15  # |value| before the power of ten: integers up to here are exact floats
@@ -63,7 +92,9 @@ MEASTYPES: dict[int, MeasType] = {
     9: MeasType("Diastolic blood pressure", "mm[Hg]"),
     10: MeasType("Systolic blood pressure", "mm[Hg]"),
     11: MeasType("Heart pulse", "/min", Kind.HEART_RATE),
-    12: MeasType("Temperature", "Cel", Kind.BODY_TEMPERATURE),
+    # 12 is Withings' generic "Temperature", listed apart from 71 "Body temperature" and 73
+    # "Skin temperature": not coded as body temperature, kept under Withings' own code.
+    12: MeasType("Temperature", "Cel"),
     54: MeasType("SpO2", "%", Kind.OXYGEN_SATURATION),
     71: MeasType("Body temperature", "Cel", Kind.BODY_TEMPERATURE),
     73: MeasType("Skin temperature", "Cel"),
@@ -72,12 +103,13 @@ MEASTYPES: dict[int, MeasType] = {
     88: MeasType("Bone mass", "kg"),
     91: MeasType("Pulse wave velocity", "m/s"),
     123: MeasType("VO2 max", "mL/min/kg"),
-    130: MeasType("Atrial fibrillation result", "1"),
-    135: MeasType("QRS interval duration", "ms"),
-    136: MeasType("PR interval duration", "ms"),
-    137: MeasType("QT interval duration", "ms"),
-    138: MeasType("Corrected QT interval duration", "ms"),
-    139: MeasType("Atrial fibrillation result from PPG", "1"),
+    130: MeasType("Atrial fibrillation result", ""),  # a classification: AFIB_CLASSES
+    # Withings gives the ECG intervals in seconds (value x 10^unit s): x 10^3 for ms.
+    135: MeasType("QRS interval duration", "ms", power=3),
+    136: MeasType("PR interval duration", "ms", power=3),
+    137: MeasType("QT interval duration", "ms", power=3),
+    138: MeasType("Corrected QT interval duration", "ms", power=3),
+    139: MeasType("Atrial fibrillation result from PPG", ""),
     155: MeasType("Vascular age", "a"),
 }
 
@@ -118,6 +150,7 @@ class MeasureGroup(msgspec.Struct, gc=False):
     category: int = 1
     deviceid: str | None = None
     model: str | None = None
+    modelid: int | None = None
 
 
 class _GetmeasBody(msgspec.Struct):
@@ -163,12 +196,24 @@ def _body(document: Any) -> dict[str, Any]:
     return require_mapping(document.get("body"), "body")
 
 
-def device_identity(deviceid: Any, model: Any) -> DeviceIdentity | None:
+def device_identity(deviceid: Any, model: Any, model_id: Any = None) -> DeviceIdentity | None:
+    """``model`` may be a name (Getmeas) or a numeric model id (Heart v2): either way the device
+    gets the same name and model number, so one Device never alternates between them."""
     value = optional_text(deviceid)
     if value is None:
         return None
+    if isinstance(model, int) and not isinstance(model, bool):
+        model, model_id = MODEL_NAMES.get(model), model
+    number = model_id if isinstance(model_id, int) and not isinstance(model_id, bool) else None
+    name = optional_text(model) if isinstance(model, str) else None
+    if name is None and number is not None:
+        name = MODEL_NAMES.get(number)
     return DeviceIdentity(
-        source=SOURCE, identifiers=((DEVICE_SYSTEM, value),), manufacturer="Withings", model=optional_text(model)
+        source=SOURCE,
+        identifiers=((DEVICE_SYSTEM, value),),
+        manufacturer="Withings",
+        model=name,
+        model_number=str(number) if number is not None else None,
     )
 
 
@@ -189,11 +234,26 @@ def parse_getmeas(body: dict[str, Any]) -> ParseResult:
     return _parse_groups(typed, optional_text(body.get("timezone")))
 
 
+def _latest_per_group(groups: Sequence[MeasureGroup | RejectedReading]) -> list[MeasureGroup | RejectedReading]:
+    """One group per grpid (an answer may list one twice): the latest ``modified`` wins, so the
+    batch never holds two versions of one Observation."""
+    latest: dict[int, MeasureGroup] = {}
+    kept: list[MeasureGroup | RejectedReading] = []
+    for group in groups:
+        if isinstance(group, RejectedReading):
+            kept.append(group)
+            continue
+        seen = latest.get(group.grpid)
+        if seen is None or (group.modified or group.created or 0) >= (seen.modified or seen.created or 0):
+            latest[group.grpid] = group
+    return kept + list(latest.values())
+
+
 def _parse_groups(groups: Sequence[MeasureGroup | RejectedReading], timezone: str | None) -> ParseResult:
     zone = zone_info(timezone)
     result = ParseResult()
-    devices: dict[tuple[str | None, str | None], DeviceIdentity | None] = {}
-    for group in groups:
+    devices: dict[tuple[str | None, str | None, int | None], DeviceIdentity | None] = {}
+    for group in _latest_per_group(groups):
         if isinstance(group, RejectedReading):
             result.rejected.append(group)
             continue
@@ -209,7 +269,7 @@ def _parse_groups(groups: Sequence[MeasureGroup | RejectedReading], timezone: st
 def _parse_group(
     group: MeasureGroup,
     zone: ZoneInfo | None,
-    devices: dict[tuple[str | None, str | None], DeviceIdentity | None],
+    devices: dict[tuple[str | None, str | None, int | None], DeviceIdentity | None],
     result: ParseResult,
 ) -> None:
     if group.category != 1:
@@ -225,13 +285,16 @@ def _parse_group(
         raise InvalidPayload("date or modified is not a plausible epoch time")
     effective = dt.datetime.fromtimestamp(group.date, tz)
     issued = dt.datetime.fromtimestamp(modified, tz) if modified is not None else None
-    device_key = (group.deviceid, group.model)
+    device_key = (group.deviceid, group.model, group.modelid)
     if device_key not in devices:
         devices[device_key] = device_identity(*device_key)
     device = devices[device_key]
     measures = {measure.type: measure for measure in group.measures}
 
     status: Status = "amended" if modified is not None and created is not None and modified > created else "final"
+    if attrib in AMBIGUOUS_ATTRIBS:
+        status = "preliminary"  # not confirmed as this patient's: clinical viewers show the status
+    notes = (ATTRIB_NOTES[attrib],) if attrib in ATTRIB_NOTES else ()
     manual_entry = attrib in MANUAL_ATTRIBS
     ambiguous_user = attrib in AMBIGUOUS_ATTRIBS
     annotations: tuple[tuple[str, str | bool | float], ...] = (("attrib", float(attrib)),) if attrib is not None else ()
@@ -257,14 +320,21 @@ def _parse_group(
                 manual_entry=manual_entry,
                 ambiguous_user=ambiguous_user,
                 annotations=annotations,
+                notes=notes,
             )
         )
     for meastype, measure in measures.items():
         parts = _READING_PARTS.get(meastype)
         if parts is None:
             result.unknown_types.append(f"meastype {meastype}")
-            parts = _reading_parts(meastype, MeasType(f"Withings meastype {meastype}", "1"))
+            parts = _reading_parts(meastype, MeasType(f"Withings meastype {meastype}", ""))
         kind, unit, power, suffix, coding = parts
+        if meastype in AFIB_MEASTYPES:
+            try:
+                readings.append(_afib_result(group, measure, effective, device, issued, status, coding))
+            except InvalidPayload as exc:
+                result.rejected.append(RejectedReading(f"{grpid}/{suffix}", exc.message))
+            continue
         readings.append(
             Measurement(
                 kind=kind,
@@ -280,8 +350,37 @@ def _parse_group(
                 manual_entry=manual_entry,
                 ambiguous_user=ambiguous_user,
                 annotations=annotations,
+                notes=notes,
             )
         )
+
+
+def _afib_result(
+    group: MeasureGroup,
+    measure: Measure,
+    effective: dt.datetime,
+    device: DeviceIdentity | None,
+    issued: dt.datetime | None,
+    status: Status,
+    coding: Coding | None,
+) -> Measurement:
+    """Meastypes 130 and 139: the AFib classification as a coded result, with Withings' meaning."""
+    number = _scaled(measure, 0)
+    meaning = AFIB_CLASSES.get(int(number)) if float(number).is_integer() else None
+    if meaning is None:
+        raise InvalidPayload(f"meastype {measure.type} value {number:g} is not a Withings AFib classification")
+    return Measurement(
+        kind=Kind.OTHER,
+        source=SOURCE,
+        source_id=f"{group.grpid}/meastype-{measure.type}",
+        group_id=str(group.grpid),
+        effective_start=effective,
+        coded_value=Coding(AFIB_SYSTEM, str(int(number)), meaning),
+        source_code=coding,
+        device=device,
+        issued=issued,
+        status=status,
+    )
 
 
 def _scaled(measure: Measure, power: int) -> float:
@@ -356,6 +455,11 @@ def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
         components = (Component("heart-rate", Quantity(heart_rate, "/min")),)
     device = device_identity(series.get("deviceid"), series.get("model"))
     afib = ecg.get("afib")
+    interpretations: tuple[Coding, ...] = ()
+    if isinstance(afib, int) and not isinstance(afib, bool) and afib in AFIB_RESULTS:
+        interpretations = (Coding(AFIB_SYSTEM, str(afib), AFIB_CLASSES[afib]),)
+        if afib == 1:
+            interpretations += (ECG_RHYTHMS["atrial-fibrillation"],)
     reading = Measurement(
         kind=Kind.ECG,
         source=SOURCE,
@@ -365,8 +469,28 @@ def parse_ecg(body: dict[str, Any], *, series: Any) -> ParseResult:
         signal=SampledSignal(period_ms=round(1000 / frequency, 6), unit="uV", samples=samples),
         components=components,
         interpretation=AFIB_RESULTS.get(afib) if isinstance(afib, int) else None,
+        interpretations=interpretations,
     )
     result = ParseResult(readings=[reading], devices=[device] if device else [])
+    pressure = series.get("bloodpressure")
+    if isinstance(pressure, dict) and pressure.get("systole") is not None and pressure.get("diastole") is not None:
+        result.readings.append(  # the BPM Core measures blood pressure with the ECG: kept, not dropped
+            Measurement(
+                kind=Kind.BLOOD_PRESSURE,
+                source=SOURCE,
+                source_id=f"ecg/{signalid}/blood-pressure",
+                effective_start=effective,
+                device=device,
+                components=(
+                    Component(
+                        "systolic", Quantity(parse_number(pressure["systole"], "bloodpressure.systole"), "mm[Hg]")
+                    ),
+                    Component(
+                        "diastolic", Quantity(parse_number(pressure["diastole"], "bloodpressure.diastole"), "mm[Hg]")
+                    ),
+                ),
+            )
+        )
     plausibility.drop_implausible(result)
     return result
 
