@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast, get_args
 
 import msgspec
 
@@ -34,9 +34,12 @@ class Kind(StrEnum):
 Status = Literal[
     "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
 ]
-STATUSES: tuple[str, ...] = (
-    "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
-)
+STATUSES: tuple[str, ...] = get_args(Status)
+
+
+def status_of(value: object, default: Status = "final") -> Status:
+    """A source's Observation status, if it is one of R4's."""
+    return cast(Status, value) if value in STATUSES else default
 
 
 # The small value types are named tuples: immutable and hashable like a frozen dataclass, and

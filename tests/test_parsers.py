@@ -44,7 +44,9 @@ def test_medisante_glucose_with_empty_device_id_and_string_annotations():
     [glucose] = result.readings
     assert (glucose.value.value, glucose.value.unit, glucose.method) == (5.5, "mmol/L", "glucometer")
     assert [s for s, _ in glucose.device.identifiers] == ["urn:gsma:imei", "urn:iomt-hub:medisante:serial-number"]
-    assert dict(glucose.annotations) == {"feeling": "2", "mealMarker": "1"}
+    assert dict(glucose.annotations) == {"feeling": "2"}  # the meal marker is coded (#14 item 13)
+    [meal] = glucose.components
+    assert (meal.name, meal.coded.code) == ("meal", "307165006")
     assert glucose.effective_start.utcoffset().total_seconds() == 0
 
 
@@ -90,7 +92,7 @@ def test_medisante_xml_with_the_same_element_names():
       </measurements></payload>"""
     readings = by_kind(medisante.parse_xml(xml))
     assert [c.quantity.value for c in readings[Kind.BLOOD_PRESSURE].components] == [120, 80]
-    assert ("irregularHeartBeat", True) in readings[Kind.BLOOD_PRESSURE].annotations
+    assert [c.code for c in readings[Kind.BLOOD_PRESSURE].interpretations] == ["irregular-heartbeat"]  # coded
     assert readings[Kind.HEART_RATE].value.value == 66
 
 

@@ -3,6 +3,7 @@ category and vital-signs profile. Mapping code reads this table; it holds no ``i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.measurement import Coding, Kind
@@ -135,3 +136,26 @@ ECG_RHYTHMS: dict[str, Coding] = {
     "sinus-rhythm": Coding(SNOMED, "426783006", "Normal sinus rhythm"),
     "atrial-fibrillation": Coding(SNOMED, "49436004", "Atrial fibrillation"),
 }
+
+# The UCUM units of the R4 vital-signs profiles' value sets the hub accepts, with the factor (or
+# function) to the canonical unit it stores: ucum-bodyweight (kg, g, [lb_av]), ucum-bodylength
+# (cm, [in_i]), ucum-bodytemp (Cel, [degF]). Readings are stored in the canonical unit.
+def _fahrenheit(value: float) -> float:
+    return round((value - 32) * 5 / 9, 2)
+
+
+UNIT_CONVERSIONS: dict[str, dict[str, float | Callable[[float], float]]] = {
+    "kg": {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237},
+    "cm": {"cm": 1.0, "[in_i]": 2.54, "m": 100.0},
+    "Cel": {"Cel": 1.0, "[degF]": _fahrenheit},
+    "mg/dL": {"mg/dL": 1.0, "g/L": 100.0, "mg/L": 0.1},
+    "mmol/L": {"mmol/L": 1.0},
+}
+
+
+def to_canonical(value: float, unit: str, canonical: str) -> float | None:
+    """``value`` in ``unit`` as ``canonical``, or None when the unit does not convert to it."""
+    factor = UNIT_CONVERSIONS.get(canonical, {canonical: 1.0}).get(unit)
+    if factor is None:
+        return None
+    return factor(value) if callable(factor) else round(value * factor, 6)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from shared import plausibility
 from shared.errors import InvalidPayload
-from shared.fhir.codes import BLOOD_PRESSURE_COMPONENTS, CODES, GLUCOSE_CODES, UCUM
+from shared.fhir.codes import (
+    BLOOD_PRESSURE_COMPONENTS,
+    CODES,
+    GLUCOSE_CODES,
+    UCUM,
+    UNIT_CONVERSIONS,
+    to_canonical,
+)
 from shared.measurement import (
     Coding,
     Component,
@@ -24,6 +32,7 @@ from shared.measurement import (
     ParseResult,
     Quantity,
     RejectedReading,
+    status_of,
 )
 from shared.providers.common import load_json, parse_instant, read_xml
 from shared.providers.medisante import SERIAL_SYSTEM
@@ -35,6 +44,8 @@ _KIND_BY_LOINC: dict[str, Kind] = {
 _GLUCOSE_BY_LOINC = {coding.code: method for (method, _unit), coding in GLUCOSE_CODES.items()}
 _COMPONENT_BY_LOINC = {coding.code: name for name, coding in BLOOD_PRESSURE_COMPONENTS.items()}
 _SUPPORTED = ("Observation", "Bundle")
+# Elements of an incoming Observation that the hub keeps as they came.
+_KEPT_ELEMENTS = ("interpretation", "note", "extension")
 _UNKNOWN_TYPE = "a resource in it has a missing or unknown resourceType"
 
 
@@ -157,10 +168,12 @@ def _observation(resource: dict[str, Any], devices: dict[str, DeviceIdentity]) -
     kind = _KIND_BY_LOINC.get(loinc or "") or (Kind.GLUCOSE if loinc in _GLUCOSE_BY_LOINC else Kind.OTHER)
     if "effectiveDateTime" in resource:
         start, end = parse_instant(resource["effectiveDateTime"], "effectiveDateTime"), None
-    elif "effectivePeriod" in resource:
+    elif "effectivePeriod" in resource:  # kept as a period, for every kind (a 24-hour mean stays one)
         period = resource["effectivePeriod"]
         start = parse_instant(period.get("start"), "effectivePeriod.start")
         end = parse_instant(period["end"], "effectivePeriod.end") if period.get("end") else None
+        if end is not None and end < start:
+            raise InvalidPayload("effectivePeriod.end is before its start")
     else:
         raise InvalidPayload("Observation has no effectiveDateTime or effectivePeriod")
     device = None
@@ -179,7 +192,11 @@ def _observation(resource: dict[str, Any], devices: dict[str, DeviceIdentity]) -
             raise InvalidPayload("blood pressure Observation lacks a systolic or diastolic component")
         fields["components"] = tuple(components)
     elif kind is Kind.GLUCOSE:
-        fields["value"] = _quantity(resource.get("valueQuantity"), None)
+        quantity = _quantity(resource.get("valueQuantity"), None)
+        if quantity.unit not in ("mg/dL", "mmol/L"):  # g/L converts; another unit is refused later
+            converted = to_canonical(quantity.value, quantity.unit, "mg/dL")
+            quantity = Quantity(converted, "mg/dL") if converted is not None else quantity
+        fields["value"] = quantity
         fields["method"] = _GLUCOSE_BY_LOINC.get(loinc or "")
     elif kind is Kind.OTHER:
         first = codings[0] if codings else {}
@@ -190,19 +207,34 @@ def _observation(resource: dict[str, Any], devices: dict[str, DeviceIdentity]) -
     else:
         units = CODES[kind].units
         fields["value"] = _quantity(resource.get("valueQuantity"), units[0] if units else None)
-    if kind is Kind.STEPS:
-        fields["effective_end"] = end
     issued = parse_instant(resource["issued"], "issued") if resource.get("issued") else None
+    kept = tuple((name, orjson.dumps(resource[name]).decode()) for name in _KEPT_ELEMENTS if resource.get(name))
     return Measurement(
-        kind=kind, source=SOURCE, source_id=source_id, effective_start=start, device=device, issued=issued, **fields
+        kind=kind,
+        source=SOURCE,
+        source_id=source_id,
+        effective_start=start,
+        effective_end=end,
+        device=device,
+        issued=issued,
+        status=status_of(resource.get("status")),
+        fhir_elements=kept,
+        **fields,
     )
 
 
 def _quantity(value: Any, expected_unit: str | None) -> Quantity:
+    """The value in ``expected_unit`` (converted from any unit of the profile's value set), or
+    as it came when no unit is expected ("" when it names no unit: no UCUM code asserted)."""
     if not isinstance(value, dict) or value.get("value") is None:
         raise InvalidPayload("Observation has no valueQuantity")
     code = value.get("code") if value.get("system") == UCUM else None
-    unit = code or value.get("unit") or "1"
-    if expected_unit is not None and unit != expected_unit:
-        raise InvalidPayload(f"unit {unit} is not the UCUM unit {expected_unit}")
-    return Quantity(float(value["value"]), str(unit))
+    unit = str(code or value.get("unit") or "")
+    number = float(value["value"])
+    if expected_unit is None or unit == expected_unit:
+        return Quantity(number, unit)
+    converted = to_canonical(number, unit, expected_unit) if code else None
+    if converted is None:
+        accepted = ", ".join(UNIT_CONVERSIONS.get(expected_unit, {expected_unit: 1.0}))
+        raise InvalidPayload(f"unit {unit or 'none'} is not a UCUM unit of this kind ({accepted})")
+    return Quantity(converted, expected_unit)

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared import plausibility
 from shared.errors import InvalidPayload
+from shared.fhir.codes import ECG_RHYTHMS, MEAL_TIMING
 from shared.measurement import (
     Component,
     DeviceIdentity,
@@ -38,6 +39,11 @@ _GLUCOSE_MOLAR_MASS = re.compile(r"^mmol<[0-9.]+>/l$")
 _PER_DEVICE_BUNDLE = re.compile(r"^com\.apple\.health\.[0-9A-Fa-f-]{36}$")
 
 Converter = Callable[[float, str], float]
+# HKBloodGlucoseMealTime metadata: 1 preprandial, 2 postprandial (as a number or its text).
+MEAL_TIMES = {"1": "before-meal", "2": "after-meal", "preprandial": "before-meal", "postprandial": "after-meal"}
+# HKElectrocardiogram.Classification values with a SNOMED CT finding; the others (inconclusive,
+# unrecognized) stay as text.
+ECG_CLASSIFICATIONS = {"sinusRhythm": "sinus-rhythm", "atrialFibrillation": "atrial-fibrillation"}
 
 
 def _table(factors: dict[str, float], digits: int) -> Converter:
@@ -172,17 +178,19 @@ def _parse_sample(sample: Any, uuid: str | None) -> Measurement:
         "source": SOURCE,
         "source_id": uuid,
         "effective_start": start,
+        # A sample over a span of time (steps, an HRV window, a 30 s ECG) keeps its end.
+        "effective_end": end if end != start else None,
         "device": device_identity(sample),
         "manual_entry": parse_bool(metadata.get("HKWasUserEntered")) is True,
     }
     if type_name in QUANTITY_TYPES:
         spec = QUANTITY_TYPES[type_name]
         value = spec.convert(parse_number(sample.get("value"), "value"), str(sample.get("unit", "")))
-        if spec.kind is Kind.STEPS:
-            common["effective_end"] = end
         return Measurement(kind=spec.kind, value=Quantity(value, spec.ucum), **common)
     if type_name == GLUCOSE_TYPE:
-        return Measurement(kind=Kind.GLUCOSE, value=_glucose(sample), **common)
+        meal = MEAL_TIMES.get(str(metadata.get("HKBloodGlucoseMealTime")))
+        components = (Component("meal", None, coded=MEAL_TIMING[meal]),) if meal else ()
+        return Measurement(kind=Kind.GLUCOSE, value=_glucose(sample), components=components, **common)
     if type_name == BLOOD_PRESSURE_TYPE:
         return Measurement(kind=Kind.BLOOD_PRESSURE, components=_pressure_components(sample), **common)
     if type_name in ECG_TYPES:
@@ -253,11 +261,14 @@ def _ecg(sample: dict[str, Any], common: dict[str, Any]) -> Measurement:
     components: tuple[Component, ...] = ()
     if average is not None:
         components = (Component("heart-rate", Quantity(parse_number(average, "averageHeartRate"), "/min")),)
+    classification = optional_text(sample.get("classification"))
+    rhythm = ECG_CLASSIFICATIONS.get(classification or "")
     return Measurement(
         kind=Kind.ECG,
         signal=SampledSignal(period_ms=round(1000 / frequency, 6), unit="uV", samples=samples),
         components=components,
-        interpretation=optional_text(sample.get("classification")),
+        interpretation=classification,
+        interpretations=(ECG_RHYTHMS[rhythm],) if rhythm else (),
         **common,
     )
 

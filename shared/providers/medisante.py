@@ -3,6 +3,7 @@ same element names. (The portal's "FHIR standard" goes through ``providers.fhir_
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ from xml.etree.ElementTree import Element
 
 from shared import plausibility
 from shared.errors import InvalidPayload
+from shared.fhir.codes import IN_RANGE, MEAL_TIMING
 from shared.measurement import (
     Coding,
     Component,
@@ -28,6 +30,7 @@ from shared.providers.common import (
     read_xml,
     require_mapping,
     require_text,
+    zone_info,
 )
 
 SOURCE = "medisante"
@@ -51,6 +54,9 @@ _COMPOSITION: dict[str, tuple[Kind, str]] = {
     "height": (Kind.BODY_HEIGHT, "cm"),
 }
 _NOT_READINGS = {"annotations", "timestamp"}
+FLAG_SYSTEM = "urn:iomt-hub:medisante:flag"
+IRREGULAR_HEARTBEAT = Coding(FLAG_SYSTEM, "irregular-heartbeat", "Irregular heartbeat detected by the device")
+MEAL_MARKERS = {"1": "before-meal", "2": "after-meal"}
 
 
 def parse_json(text: str) -> ParseResult:
@@ -104,10 +110,22 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
     device = device_identity(require_mapping(document.get("device"), "device"))
     measurements = require_mapping(document.get("measurements"), "measurements")
     effective = parse_instant(measurements.get("timestamp"), "measurements.timestamp")
+    zone = zone_info(optional_text(require_mapping(document.get("device"), "device").get("timezone")))
+    if zone is not None and effective.utcoffset() == dt.timedelta(0):
+        effective = effective.astimezone(zone)  # an epoch timestamp: the same instant, the device's offset
     issued = parse_instant(metadata["receivedTime"], "metadata.receivedTime") if metadata.get("receivedTime") else None
-    annotations = _annotations(measurements.get("annotations"))
+    raw_annotations = measurements.get("annotations")
+    annotations = _annotations(raw_annotations)
+    flags = _flags(annotations)
+    # What is coded is no longer repeated in the note; what is not (a false flag, an unknown meal
+    # marker) stays there as the device sent it.
+    coded_names = ({"irregularHeartBeat"} if flags else set()) | ({"mealMarker"} if _meal(annotations) else set())
+    annotations = tuple((key, value) for key, value in annotations if key not in coded_names)
 
     def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
+        interpretations = fields.pop("interpretations", ())
+        if kind in (Kind.BLOOD_PRESSURE, Kind.HEART_RATE):
+            interpretations = (*flags, *interpretations)
         return Measurement(
             kind=kind,
             source=SOURCE,
@@ -116,6 +134,7 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
             device=device,
             issued=issued,
             annotations=annotations,
+            interpretations=interpretations,
             **fields,
         )
 
@@ -132,17 +151,24 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
 Reading = Callable[..., Measurement]
 
 
+def _pressure(measurements: dict[str, Any], name: str, entry: str) -> Component:
+    value = _value(measurements, entry, _mmhg)
+    return Component(name, Quantity(value, "mm[Hg]"), in_range=_in_range(measurements, entry))
+
+
 def _blood_pressure(measurements: dict[str, Any], reading: Reading, result: ParseResult) -> None:
     components = [
-        Component("systolic", Quantity(_value(measurements, "systolicBloodPressure", _mmhg), "mm[Hg]")),
-        Component("diastolic", Quantity(_value(measurements, "diastolicBloodPressure", _mmhg), "mm[Hg]")),
+        _pressure(measurements, "systolic", "systolicBloodPressure"),
+        _pressure(measurements, "diastolic", "diastolicBloodPressure"),
     ]
     if "meanBloodPressure" in measurements:
-        components.append(Component("mean", Quantity(_value(measurements, "meanBloodPressure", _mmhg), "mm[Hg]")))
+        components.append(_pressure(measurements, "mean", "meanBloodPressure"))
     result.readings.append(reading(Kind.BLOOD_PRESSURE, "blood-pressure", components=tuple(components)))
     if "pulse" in measurements:
         pulse = Quantity(_value(measurements, "pulse", _per_minute), "/min")
-        result.readings.append(reading(Kind.HEART_RATE, "heart-rate", value=pulse))
+        result.readings.append(
+            reading(Kind.HEART_RATE, "heart-rate", value=pulse, interpretations=_verdict(measurements, "pulse"))
+        )
 
 
 def _glucose(measurements: dict[str, Any], reading: Reading, result: ParseResult) -> None:
@@ -155,7 +181,18 @@ def _glucose(measurements: dict[str, Any], reading: Reading, result: ParseResult
         quantity = Quantity(value, _MG_UNITS[unit])
     else:
         raise InvalidPayload("measurements.glucose.unit must be mmol/L or mg/dL")
-    result.readings.append(reading(Kind.GLUCOSE, "glucose", value=quantity, method="glucometer"))
+    meal = _meal(_annotations(measurements.get("annotations")))
+    components = (Component("meal", None, coded=MEAL_TIMING[meal]),) if meal else ()
+    result.readings.append(
+        reading(
+            Kind.GLUCOSE,
+            "glucose",
+            value=quantity,
+            method="glucometer",
+            components=components,
+            interpretations=_verdict(measurements, "glucose"),
+        )
+    )
 
 
 def _body_composition(measurements: dict[str, Any], reading: Reading, result: ParseResult) -> None:
@@ -170,7 +207,7 @@ def _body_composition(measurements: dict[str, Any], reading: Reading, result: Pa
                 reading(
                     Kind.OTHER,
                     name,
-                    value=Quantity(value, str(entry_map.get("unit") or "1")),
+                    value=Quantity(value, str(entry_map.get("unit") or "")),  # no unit: none asserted
                     source_code=Coding(MEASUREMENT_SYSTEM, name, name),
                 )
             )
@@ -178,7 +215,8 @@ def _body_composition(measurements: dict[str, Any], reading: Reading, result: Pa
             continue
         kind, unit = known
         converter = _kilograms if unit == "kg" else _centimetres if unit == "cm" else _same_unit(unit)
-        result.readings.append(reading(kind, name, value=Quantity(_value(measurements, name, converter), unit)))
+        quantity = Quantity(_value(measurements, name, converter), unit)
+        result.readings.append(reading(kind, name, value=quantity, interpretations=_verdict(measurements, name)))
     if not result.readings:
         raise InvalidPayload("measurements holds no body weight or composition value")
 
@@ -233,6 +271,28 @@ def _same_unit(expected: str) -> Callable[[float, str, str], float]:
         return value
 
     return convert
+
+
+def _in_range(measurements: dict[str, Any], name: str) -> bool | None:
+    entry = measurements.get(name)
+    return parse_bool(entry.get("isInRange")) if isinstance(entry, dict) else None
+
+
+def _verdict(measurements: dict[str, Any], name: str) -> tuple[Coding, ...]:
+    """The device's isInRange as an interpretation (N / A), when it gave one."""
+    in_range = _in_range(measurements, name)
+    return (IN_RANGE[in_range],) if in_range is not None else ()
+
+
+def _flags(annotations: tuple[tuple[str, str | bool | float], ...]) -> tuple[Coding, ...]:
+    return (IRREGULAR_HEARTBEAT,) if dict(annotations).get("irregularHeartBeat") is True else ()
+
+
+def _meal(annotations: tuple[tuple[str, str | bool | float], ...]) -> str | None:
+    """Medisanté's mealMarker: 1 before a meal, 2 after (inferred: no public definition); any
+    other value stays in the note as it came."""
+    marker = dict(annotations).get("mealMarker")
+    return MEAL_MARKERS.get(str(int(marker)) if isinstance(marker, float) else str(marker))
 
 
 def _annotations(value: Any) -> tuple[tuple[str, str | bool | float], ...]:
