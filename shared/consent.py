@@ -5,9 +5,11 @@ written and is counted, with its reason, in the raw record's audit entry."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
@@ -59,6 +61,11 @@ class ConsentStore:
     def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.container = container
         self.clock = clock
+        self.listeners: list[Callable[[str, str], None]] = []  # told (patient, source) of every change
+
+    def _changed(self, patient_id: str, source: str) -> None:
+        for listener in self.listeners:
+            listener(patient_id, source)
 
     def find(self, patient_id: str, source: str) -> dict[str, Any] | None:
         try:
@@ -104,6 +111,7 @@ class ConsentStore:
 
         stored = update_item(self.container, record_id, grant.patient_id, apply)
         assert stored is not None  # apply always writes
+        self._changed(grant.patient_id, grant.source)
         return stored, created
 
     def revoke(self, record_id: str, recorded_by: str) -> dict[str, Any]:
@@ -127,6 +135,7 @@ class ConsentStore:
 
         stored = update_item(self.container, record["id"], record["patientId"], apply)
         assert stored is not None
+        self._changed(record["patientId"], record["source"])
         return stored
 
     def find_by_account(self, source: str, account_id: str) -> dict[str, Any] | None:
@@ -153,11 +162,49 @@ class ConsentStore:
             raise
 
 
+class ConsentFinder(Protocol):
+    def find(self, patient_id: str, source: str) -> dict[str, Any] | None: ...
+
+
+class ConsentCache:
+    """The worker's consent look-ups, kept per process for ``ttl_s`` seconds: most records of a
+    patient come in bursts, and a Cosmos read per record costs more than the FHIR write.
+
+    Invalidation: a change made through this process's store (a grant, a revocation) applies
+    at once; a change made by another instance applies here within ``ttl_s``
+    (``CONSENT_CACHE_SECONDS``; 0 reads every time). A revoked consent stops writes within
+    that time."""
+
+    def __init__(self, store: ConsentStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._lock = threading.Lock()
+        store.listeners.append(self.invalidate)
+
+    def find(self, patient_id: str, source: str) -> dict[str, Any] | None:
+        key = (patient_id, source)
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None and now - entry[0] < self.ttl_s:
+            return entry[1]
+        record = self.store.find(patient_id, source)
+        with self._lock:
+            self._entries[key] = (now, record)
+        return record
+
+    def invalidate(self, patient_id: str, source: str) -> None:
+        with self._lock:
+            self._entries.pop((patient_id, source), None)
+
+
 @dataclass
 class ConsentCheck:
     """Consent decisions for one raw record: each (patient, source) record read once."""
 
-    store: ConsentStore
+    store: ConsentFinder
     _records: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def refusal(self, measurement: Measurement, patient_id: str) -> str | None:

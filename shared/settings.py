@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     fhir_batch_size: int = Field(default=500, ge=1, le=500)
     fhir_max_attempts: int = Field(default=6, ge=1, le=20)
     fhir_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    # Group commit in the worker: concurrent records' entries go out together in one batch
+    # bundle, once it holds FHIR_BATCH_SIZE entries or after this wait.
+    fhir_group_wait_ms: int = Field(default=25, ge=0, le=5000)
+    # The worker's consent look-ups are kept this long per process (see ConsentCache).
+    consent_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     keyvault_url: str = Field(min_length=1)
     keyvault_ca_bundle: str | None = None

@@ -21,13 +21,14 @@ from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
 from shared.clients.names import LOCKS_CONTAINER, RESET_OUTBOX_QUEUE, WITHINGS_SYNC_POISON_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.clients.storage import container_client, queue_client
-from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentStore
+from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentCache, ConsentStore
 from shared.corrections import AttributionCorrection
 from shared.devices import DEVICES_CONTAINER, DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
 from shared.logs import configure_logging
+from shared.pipeline.batching import GroupCommit
 from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
 from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
@@ -234,15 +235,23 @@ class AppContext:
         return HealthKitIngestion(self.ingress_store, self.devices, self.consents, self.settings.bff_max_samples)
 
     @cached_property
+    def group_commit(self) -> GroupCommit:
+        settings = self.settings
+        return GroupCommit(
+            self.fhir, max_entries=settings.fhir_batch_size, max_wait_s=settings.fhir_group_wait_ms / 1000
+        )
+
+    @cached_property
     def worker(self) -> RawRecordWorker:
         processor = ReadingProcessor(
-            fhir=self.fhir,
+            fhir=self.group_commit,
             store=self.raw_store,
             devices=self.devices,
             consents=self.consents,
             audit=self.consent_audit,
             parked=self.parked,
             deletions=self.deletions,
+            consent_lookup=ConsentCache(self.consents, self.settings.consent_cache_seconds),
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(

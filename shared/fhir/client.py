@@ -183,7 +183,7 @@ class FhirClient:
         result: dict[str, Any] = self._call("GET", "metadata", "capabilities")
         return result
 
-    def write(self, resources: Sequence[dict[str, Any]]) -> BatchReport:
+    def write(self, resources: Sequence[dict[str, Any]], *, raise_on_rejected: bool = True) -> BatchReport:
         """PUTs every resource in ``batch`` bundles of at most ``batch_size`` entries.
 
         Raises ``FhirRejected`` (after writing everything else) if the server refused some
@@ -193,7 +193,7 @@ class FhirClient:
         report = BatchReport()
         for start in range(0, len(resources), self.batch_size):
             self._write_chunk(list(resources[start : start + self.batch_size]), report)
-        if report.rejected:
+        if report.rejected and raise_on_rejected:
             details = "; ".join(f"{url}: {reason}" for url, reason in report.rejected[:5])
             raise FhirRejected(f"{len(report.rejected)} resources refused by the FHIR server: {details}")
         return report

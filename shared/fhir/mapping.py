@@ -226,6 +226,15 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         resource["valueCodeableConcept"] = {"coding": [_coding(coded)], "text": coded.display or coded.code}
     if measurement.components or measurement.signal is not None:
         resource["component"] = _components(measurement)
+    if measurement.fhir_elements or measurement.interpretations or measurement.interpretation:
+        _add_context(resource, measurement)
+    elif measurement.notes or measurement.annotations:
+        resource["note"] = _notes(measurement, [])
+    return resource
+
+
+def _add_context(resource: dict[str, Any], measurement: Measurement) -> None:
+    """Interpretation, notes and the elements an incoming Observation carried (not the common case)."""
     passthrough = {name: orjson.loads(text) for name, text in measurement.fhir_elements}
     interpretation = [{"coding": [_coding(c)], "text": c.display or c.code} for c in measurement.interpretations]
     if measurement.interpretation and not measurement.interpretations:
@@ -233,19 +242,23 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     interpretation += passthrough.get("interpretation", [])
     if interpretation:
         resource["interpretation"] = interpretation
-    notes = [{"text": text} for text in measurement.notes]
-    if measurement.annotations:
-        notes += _note(measurement.annotations)
-    notes += passthrough.get("note", [])
+    notes = _notes(measurement, passthrough.get("note", []))
     if notes:
         resource["note"] = notes
     if "extension" in passthrough:
         resource["extension"] = passthrough["extension"]
-    return resource
 
 
-def _note(annotations: tuple[tuple[str, str | bool | float], ...]) -> list[dict[str, str]]:
-    return [{"text": "; ".join(f"{key}: {_note_value(value)}" for key, value in annotations)}]
+def _notes(measurement: Measurement, incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    notes: list[dict[str, Any]] = [{"text": text} for text in measurement.notes]
+    if measurement.annotations:
+        notes.append({"text": _note_text(measurement.annotations)})
+    return notes + incoming
+
+
+@functools.lru_cache(maxsize=1024)
+def _note_text(annotations: tuple[tuple[str, str | bool | float], ...]) -> str:
+    return "; ".join(f"{key}: {_note_value(value)}" for key, value in annotations)
 
 
 def _note_value(value: str | bool | float) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from shared.errors import InvalidPayload
 
 ENVELOPE_VERSION = 1
+REDRIVEN_ATTRIBUTE = "redriven"
 
 
 def new_receipt_id(now: dt.datetime | None = None) -> str:
@@ -31,6 +32,7 @@ class RawEnvelope:
     blob_name: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     failure: dict[str, Any] | None = None
+    attempt: int = field(default=1, compare=False)  # this delivery's try (the queue's dequeue count)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -72,6 +74,14 @@ class RawEnvelope:
 
     def without_body(self, blob_name: str) -> RawEnvelope:
         return replace(self, body=None, blob_name=blob_name)
+
+    @property
+    def seen_before(self) -> bool:
+        """Processed before, so it may have left a parked item: a retry, or a re-drive."""
+        return self.attempt > 1 or self.attributes.get(REDRIVEN_ATTRIBUTE) == "1"
+
+    def redriven(self) -> RawEnvelope:
+        return replace(self, attributes={**self.attributes, REDRIVEN_ATTRIBUTE: "1"})
 
     def with_failure(self, failure: dict[str, Any] | None) -> RawEnvelope:
         return replace(self, failure=failure)

@@ -9,14 +9,14 @@ with their reason. The written part is idempotent, so replaying a whole record i
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from shared import conversion
-from shared.consent import ConsentAudit, ConsentCheck, ConsentStore
+from shared.consent import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
 from shared.devices import Attribution, DeviceRegistry
 from shared.errors import InvalidPayload
-from shared.fhir.client import FhirClient
 from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement
 from shared.pipeline.deletions import Deletions
@@ -31,15 +31,20 @@ PATIENT_ATTRIBUTE = "patientId"
 WITHINGS_USER_ATTRIBUTE = "withingsUserId"
 
 
+class FhirWriter(Protocol):
+    def write(self, resources: Sequence[dict[str, Any]]) -> Any: ...
+
+
 @dataclass
 class ReadingProcessor:
-    fhir: FhirClient
+    fhir: FhirWriter  # the FHIR client, or the process's group commit in front of it
     store: RawRecordStore
     devices: DeviceRegistry
     consents: ConsentStore
     audit: ConsentAudit
     parked: ParkedReadings
     deletions: Deletions
+    consent_lookup: ConsentFinder | None = None  # the process's consent cache, if any
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         options: dict[str, Any] = {}
@@ -48,7 +53,7 @@ class ReadingProcessor:
         parsed = conversion.parse(envelope.source, envelope.format, body, **options)
 
         attribution = Attribution(self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE))
-        consent = ConsentCheck(self.consents)
+        consent = ConsentCheck(self.consent_lookup or self.consents)
         patients: dict[str, str] = {}
         unattributed: list[Measurement] = []
         withheld: list[tuple[str, str, str]] = []
@@ -68,7 +73,7 @@ class ReadingProcessor:
         report = self.fhir.write(mapped.resources) if mapped.resources else None
         if unattributed:
             self.parked.park(envelope.receipt_id, envelope.source, unattributed)
-        else:
+        elif envelope.seen_before:  # only a record processed before can have a parked item
             self.parked.release(envelope.receipt_id)
         if withheld:
             self.audit.record(envelope.receipt_id, envelope.source, withheld)

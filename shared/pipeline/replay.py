@@ -25,7 +25,7 @@ def replay_poison(store: RawRecordStore, limit: int | None = None) -> list[str]:
                 # Leave the rest for the next run: make them visible again at once.
                 store.poison_queue.update_message(message, visibility_timeout=0)
                 continue
-            envelope = RawEnvelope.from_json(message.content).with_failure(None)
+            envelope = RawEnvelope.from_json(message.content).with_failure(None).redriven()
             store.enqueue(envelope)
             store.poison_queue.delete_message(message)
             replayed.append(envelope.receipt_id)
@@ -39,7 +39,7 @@ def replay_rejected(store: RawRecordStore, receipt_ids: Iterable[str] | None = N
         receipt_id = record["receiptId"]
         if wanted is not None and receipt_id not in wanted:
             continue
-        store.enqueue(store.archived_envelope(receipt_id))
+        store.enqueue(store.archived_envelope(receipt_id).redriven())
         store.delete_rejected(receipt_id)
         replayed.append(receipt_id)
     return replayed
@@ -48,6 +48,6 @@ def replay_rejected(store: RawRecordStore, receipt_ids: Iterable[str] | None = N
 def replay_archived(store: RawRecordStore, receipt_ids: Iterable[str]) -> list[str]:
     replayed = []
     for receipt_id in receipt_ids:
-        store.enqueue(store.archived_envelope(receipt_id))
+        store.enqueue(store.archived_envelope(receipt_id).redriven())
         replayed.append(receipt_id)
     return replayed

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from shared.diagnostics import where
@@ -39,7 +39,7 @@ class RawRecordWorker:
     max_attempts: int
 
     def handle(self, message: str | bytes, dequeue_count: int) -> Outcome:
-        envelope = RawEnvelope.from_json(message)
+        envelope = replace(RawEnvelope.from_json(message), attempt=dequeue_count)
         try:
             if envelope.body is not None:
                 self.store.archive_body(envelope)
