@@ -125,7 +125,7 @@ class Tour:
         say("2. Medisanté: a reading from a monitor no clinic has assigned yet (it will be parked)")
 
     def healthkit(self) -> None:
-        from shared.api.context import get_context
+        from shared.composition import get_context
         from shared.errors import Conflict
 
         with contextlib.suppress(Conflict):  # the demo user exists after a first tour
@@ -205,9 +205,9 @@ class Tour:
         return found
 
     def wait(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        from shared.api.context import get_context
         from shared.clients.names import WITHINGS_SYNC_QUEUE
         from shared.clients.storage import queue_client
+        from shared.composition import get_context
 
         context = get_context()
         queues = [context.raw_store.queue, queue_client(context.settings, WITHINGS_SYNC_QUEUE)]
@@ -222,7 +222,7 @@ class Tour:
         return found
 
     def report(self, found: dict[tuple[str, str], list[dict[str, Any]]]) -> bool:
-        from shared.api.context import get_context
+        from shared.composition import get_context
 
         context = get_context()
         say("\nWhat landed in FHIR for Patient/" + PATIENT)

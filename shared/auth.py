@@ -9,12 +9,14 @@ import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
-
-import jwt
-import requests
+from typing import TYPE_CHECKING
 
 from shared.errors import ConfigurationError, DependencyError, Forbidden, Unauthorized
-from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import jwt
+
+    from shared.settings import Settings
 
 
 def key_digest(key: str) -> str:
@@ -59,6 +61,9 @@ class BearerTokenValidator:
         self._lock = threading.Lock()
 
     def _key_client(self) -> jwt.PyJWKClient:
+        import jwt
+        import requests
+
         with self._lock:
             if self._keys is None:
                 try:
@@ -71,6 +76,8 @@ class BearerTokenValidator:
             return self._keys
 
     def validate(self, authorization: str | None) -> Principal:
+        import jwt  # here, not at import: the JWT and crypto libraries are off every cold start
+
         challenge = 'Bearer realm="iomt-hub"'
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("a bearer token is required (Authorization: Bearer ...)", challenge=challenge)
@@ -101,21 +108,21 @@ class BearerTokenValidator:
         return Principal(subject=subject, name=str(name) if name else None)
 
 
-# What is wrong with a token, in the caller's terms (never the library's exception name).
-_TOKEN_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
-    (jwt.InvalidSignatureError, "its signature does not verify"),
-    (jwt.InvalidAudienceError, "it was issued for another audience"),
-    (jwt.InvalidIssuerError, "it was not issued by the configured issuer"),
-    (jwt.ImmatureSignatureError, "it is not valid yet"),
-    (jwt.MissingRequiredClaimError, "it lacks a required claim (exp, iss, aud or sub)"),
-    (jwt.InvalidAlgorithmError, "it is not signed with RS256"),
-    (jwt.PyJWKClientError, "it is signed with a key the issuer does not publish"),
-    (jwt.DecodeError, "it is not a well-formed JWT"),
-)
-
-
 def _token_problem(error: Exception) -> str:
-    return next((text for kind, text in _TOKEN_PROBLEMS if isinstance(error, kind)), "it could not be verified")
+    """What is wrong with a token, in the caller's terms (never the library's exception name)."""
+    import jwt
+
+    problems: tuple[tuple[type[Exception], str], ...] = (
+        (jwt.InvalidSignatureError, "its signature does not verify"),
+        (jwt.InvalidAudienceError, "it was issued for another audience"),
+        (jwt.InvalidIssuerError, "it was not issued by the configured issuer"),
+        (jwt.ImmatureSignatureError, "it is not valid yet"),
+        (jwt.MissingRequiredClaimError, "it lacks a required claim (exp, iss, aud or sub)"),
+        (jwt.InvalidAlgorithmError, "it is not signed with RS256"),
+        (jwt.PyJWKClientError, "it is signed with a key the issuer does not publish"),
+        (jwt.DecodeError, "it is not a well-formed JWT"),
+    )
+    return next((text for kind, text in problems if isinstance(error, kind)), "it could not be verified")
 
 
 @functools.lru_cache(maxsize=4)

@@ -74,7 +74,7 @@ def _withings_notification(text: str) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from shared.api.context import get_context
+    from shared.composition import get_context
     from shared.pipeline import replay
 
     store = get_context().raw_store
@@ -94,7 +94,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _parked(args: argparse.Namespace) -> int:
     """One JSON line per parked record; ``stale`` ones are past the look-back: they will not be
     attributed automatically (assign with an explicit ``from``, then replay them by receipt)."""
-    from shared.api.context import get_context
+    from shared.composition import get_context
 
     for item in get_context().parked.all():
         if args.stale and not item["stale"]:
@@ -108,7 +108,7 @@ def _create_user(args: argparse.Namespace) -> int:
     arguments end up in shell histories and process lists)."""
     import getpass
 
-    from shared.api.context import get_context
+    from shared.composition import get_context
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     context = get_context()
@@ -123,7 +123,7 @@ def _create_user(args: argparse.Namespace) -> int:
 def _withings_resubscribe(_: argparse.Namespace) -> int:
     """After rotating the Withings client secret (the notification URL's secret derives from
     it): every linked user's subscriptions moved to the new URL."""
-    from shared.api.context import get_context
+    from shared.composition import get_context
 
     context = get_context()
     for record in context.consents.list(source="withings", status="active"):
@@ -167,8 +167,8 @@ def _local_env(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(_: argparse.Namespace) -> int:
-    from shared.api.context import get_context
     from shared.clients.cosmos import ensure_containers
+    from shared.composition import get_context
 
     context = get_context()
     context.ensure_storage()

@@ -9,54 +9,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
-from pydantic import Field, field_validator
 
 from shared.clients.cosmos import NoChange, filtered_query, update_item
-from shared.devices import PROVIDERS, StrictModel, instant_text, utc_now
+from shared.clock import instant_text, utc_now
+from shared.consent_models import ConsentGrant, ConsentStatus, consent_id
+from shared.device_types import PROVIDERS
 from shared.errors import BadRequest, NotFound
-from shared.measurement import Kind, Measurement
+from shared.measurement import Measurement
 
 CONSENTS_CONTAINER = "consents"
 AUDIT_CONTAINER = "consent-audit"
-SCOPES = tuple(kind.value for kind in Kind)
-ConsentStatus = Literal["active", "revoked", "needs-reconsent"]
-
-
-def consent_id(source: str, patient_id: str) -> str:
-    return f"{source}.{patient_id}"
-
-
-class ConsentGrant(StrictModel):
-    patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
-    source: str
-    scopes: list[str] = Field(min_length=1, description="metric kinds the patient allows")
-    attestation: Literal["patient", "clinic"] = "patient"
-    account_id: str | None = Field(default=None, alias="accountId", description="the source's user id (Withings)")
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
-        return value
-
-    @field_validator("scopes")
-    @classmethod
-    def _known_scopes(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(SCOPES))
-        if unknown:
-            raise ValueError(f"unknown scopes {', '.join(unknown)}; known: {', '.join(SCOPES)}")
-        return sorted(set(value))
-
-
-def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
 class ConsentStore:
     def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.container = container

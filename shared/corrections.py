@@ -11,8 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from shared.consent import ConsentGrant, ConsentStore
-from shared.devices import DEVICE_TYPE_KINDS, DeviceRegistry, instant_text
+from shared.clock import instant_text
+from shared.consent import ConsentStore
+from shared.consent_models import ConsentGrant
+from shared.device_types import DEVICE_TYPE_KINDS
+from shared.devices import DeviceRegistry
 from shared.errors import BadRequest
 from shared.fhir.client import FhirClient
 from shared.fhir.mapping import entered_in_error, observation_id

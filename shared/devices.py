@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,38 +16,15 @@ from typing import Any
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.clients.cosmos import NoChange, filtered_query, update_item
+from shared.clock import instant_text, utc_now
+from shared.device_models import DeviceRegistration
+from shared.device_types import registry_id
 from shared.errors import BadRequest, Conflict, NotFound
-from shared.measurement import DeviceIdentity, Kind, Measurement
+from shared.measurement import DeviceIdentity, Measurement
 
 DEVICES_CONTAINER = "devices"
-PROVIDERS = ("medisante", "healthkit", "withings")
-# Devices a patient may assign to themselves from the app (their own phone and watch). Every
-# other device is the clinic's: only a back-office call assigns it.
-PATIENT_ASSIGNABLE_PROVIDERS = ("healthkit",)
-
-# What each device type measures: assigning a clinic device records consent for these kinds.
-DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {
-    "blood-pressure-monitor": (Kind.BLOOD_PRESSURE, Kind.HEART_RATE),
-    "glucometer": (Kind.GLUCOSE,),
-    "scale": (Kind.BODY_WEIGHT, Kind.BMI, Kind.BODY_FAT_PERCENT, Kind.BODY_HEIGHT, Kind.OTHER),
-    "pulse-oximeter": (Kind.OXYGEN_SATURATION, Kind.HEART_RATE),
-    "thermometer": (Kind.BODY_TEMPERATURE,),
-    "ecg-monitor": (Kind.ECG, Kind.HEART_RATE),
-    "activity-tracker": (Kind.STEPS, Kind.HEART_RATE, Kind.RESTING_HEART_RATE),
-    "smartwatch": (
-        Kind.HEART_RATE,
-        Kind.RESTING_HEART_RATE,
-        Kind.HRV_SDNN,
-        Kind.ECG,
-        Kind.STEPS,
-        Kind.OXYGEN_SATURATION,
-        Kind.RESPIRATORY_RATE,
-    ),
-    "phone": (Kind.STEPS,),
-}
 _MAX_CONFLICT_RETRIES = 5
 
 
@@ -60,87 +36,6 @@ def _decode_continuation(token: str) -> str:
     except (ValueError, UnicodeError):
         raise BadRequest("continuationToken is not valid") from None
     return decoded
-
-
-def registry_id(provider: str, provider_device_id: str) -> str:
-    """Deterministic: registering the same device twice finds the same item."""
-    return "device-" + hashlib.sha256(f"{provider}|{provider_device_id}".encode()).hexdigest()[:32]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def instant_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _one_of(value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"must be one of {', '.join(allowed)}")
-    return value
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
-
-
-class DeviceRegistration(StrictModel):
-    provider: str = Field(description="medisante, healthkit or withings")
-    provider_device_id: str = Field(alias="providerDeviceId", min_length=1, max_length=200)
-    type: str = Field(description="a device type, e.g. blood-pressure-monitor")
-    name: str | None = Field(default=None, max_length=200)
-    model: str | None = Field(default=None, max_length=200)
-    manufacturer: str | None = Field(default=None, max_length=200)
-
-    _known_provider = field_validator("provider")(lambda value: _one_of(value, PROVIDERS))
-    _known_type = field_validator("type")(lambda value: _one_of(value, tuple(DEVICE_TYPE_KINDS)))
-
-
-class AssignRequest(StrictModel):
-    """The Device Manager's assign contract (the mobile app uses it too), plus an optional
-    start of the validity period (default: now) for readings measured before the call."""
-
-    device_id: str = Field(alias="deviceId", min_length=1, max_length=200)
-    device_provider: str = Field(alias="deviceProvider")
-    device_type: str = Field(alias="deviceType")
-    name: str | None = Field(default=None, max_length=200)
-    assigned_patient_id: str = Field(alias="assignedPatientId", min_length=1, max_length=200)
-    valid_from: dt.datetime | None = Field(default=None, alias="from")
-
-    _known_provider = field_validator("device_provider")(lambda value: _one_of(value, PROVIDERS))
-    _known_type = field_validator("device_type")(lambda value: _one_of(value, tuple(DEVICE_TYPE_KINDS)))
-
-    @field_validator("valid_from")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a UTC offset")
-        return value
-
-    def registration(self) -> DeviceRegistration:
-        return DeviceRegistration(
-            provider=self.device_provider,
-            providerDeviceId=self.device_id,
-            type=self.device_type,
-            name=self.name,
-        )
-
-
-class CorrectionRequest(StrictModel):
-    """A correction of attribution: the device's readings from ``from`` (to ``to``, or open)
-    belong to ``patientId``."""
-
-    patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
-    valid_from: dt.datetime = Field(alias="from")
-    valid_to: dt.datetime | None = Field(default=None, alias="to")
-
-    @field_validator("valid_from", "valid_to")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a UTC offset")
-        return value
 
 
 @dataclass(frozen=True)
@@ -179,11 +74,6 @@ def patient_at(device: dict[str, Any], moment: dt.datetime) -> str | None:
         if assignment.covers(moment):
             return assignment.patient_id
     return None
-
-
-def public_view(device: dict[str, Any]) -> dict[str, Any]:
-    """The API's view of a device item (no Cosmos system properties)."""
-    return {k: v for k, v in device.items() if not k.startswith("_")}
 
 
 class DeviceRegistry:

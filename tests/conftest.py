@@ -18,8 +18,8 @@ import requests
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
-from shared.api.context import AppContext, get_context, reset_context
 from shared.clients.cosmos import COSMOS_CONTAINERS, ensure_containers
+from shared.composition import AppContext, get_context, reset_context
 from shared.localstack import (
     LOCAL_ADMIN_AUDIENCE,
     LOCAL_ADMIN_CLIENT,

@@ -17,9 +17,9 @@ from shared.api import bff as bff_api
 from shared.api import devices as devices_api
 from shared.api import healthkit as healthkit_api
 from shared.api import pipeline as pipeline_api
-from shared.api.context import AppContext, reset_context
 from shared.bff.identity import DirectoryIdentityProvider
 from shared.bff.sessions import SessionStore
+from shared.composition import AppContext, reset_context
 from shared.localstack import LOCAL_INGEST_CLIENT, local_issuer
 from shared.pipeline.store import RawRecordStore
 from tests.conftest import FIXTURES, answer, client_token, drive_queue, put_patient, search, send

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from shared.api import pipeline as pipeline_api
-from shared.api.context import AppContext, get_context, reset_context
+from shared.composition import AppContext, get_context, reset_context
 from shared.fhir.mapping import reading_identifier_system
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.store import RawRecordStore

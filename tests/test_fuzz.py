@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from local.functions_host import HttpHost
-from shared.api.context import get_context
+from shared.composition import get_context
 from shared.errors import Conflict
 from shared.localstack import LOCAL_ADMIN_CLIENT
 from tests.conftest import MEDISANTE_KEY, client_token, put_patient

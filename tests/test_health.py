@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.api import health
-from shared.api.context import reset_context
+from shared.composition import reset_context
 from tests.conftest import http_request
 
 

@@ -24,9 +24,9 @@ from shared.api import bff as bff_api
 from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import withings as withings_api
-from shared.api.context import AppContext, reset_context
-from shared.consent import consent_id
-from shared.devices import DEVICE_TYPE_KINDS, registry_id
+from shared.composition import AppContext, reset_context
+from shared.consent_models import consent_id
+from shared.device_types import DEVICE_TYPE_KINDS, registry_id
 from shared.localstack import (
     LOCAL_ADMIN_AUDIENCE,
     LOCAL_ADMIN_CLIENT,

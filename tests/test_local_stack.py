@@ -10,8 +10,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.cosmos import PartitionKey
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.api.context import AppContext
 from shared.clients.cosmos import cosmos_client
+from shared.composition import AppContext
 from shared.fhir.client import FhirClient
 
 

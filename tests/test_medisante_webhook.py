@@ -7,8 +7,8 @@ import json
 import pytest
 
 from shared.api import medisante as medisante_api
-from shared.api.context import reset_context
 from shared.auth import key_digest
+from shared.composition import reset_context
 from shared.pipeline.store import RawRecordStore
 from tests.conftest import FIXTURES, MEDISANTE_KEY, http_request
 

@@ -13,7 +13,7 @@ from shared.api import bff as bff_api
 from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import openapi as openapi_api
-from shared.api.context import AppContext
+from shared.composition import AppContext
 from tests.conftest import FIXTURES, MEDISANTE_KEY, answer, http_request, put_patient
 from tests.test_bff import UPLOAD, create_user, request
 from tests.test_device_manager import FIXTURE_DEVICES, assign, call

@@ -10,8 +10,8 @@ import pytest
 
 from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
-from shared.api.context import AppContext
-from shared.consent import ConsentGrant
+from shared.composition import AppContext
+from shared.consent_models import ConsentGrant
 from shared.errors import DependencyError
 from shared.pipeline import replay
 from shared.pipeline.envelope import RawEnvelope

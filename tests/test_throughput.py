@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from shared.api import pipeline as pipeline_api
-from shared.api.context import AppContext, get_context, reset_context
-from shared.consent import ConsentCache, consent_id
+from shared.composition import AppContext, get_context, reset_context
+from shared.consent import ConsentCache
+from shared.consent_models import consent_id
 from shared.fhir.client import FhirClient
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.store import RawRecordStore
@@ -161,7 +162,7 @@ def test_a_revocation_elsewhere_stops_writes_within_the_cache_time(stack: AppCon
     assert status(cache) == "revoked"  # past it: refused
     stack_cache = ConsentCache(stack.consents, ttl_s=30, clock=lambda: now[0])
     assert status(stack_cache) == "revoked"
-    from shared.consent import ConsentGrant
+    from shared.consent_models import ConsentGrant
 
     stack.consents.grant(
         ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
@@ -189,3 +190,19 @@ def test_requests_are_counted_by_the_real_client(fhir_url: str):
     assert group.write([patient]).written == 1
     assert requests.get(f"{fhir_url}/Patient/group-p", timeout=5).status_code == 200
     assert group.requests == 1
+
+
+def test_importing_the_app_imports_no_sdk_or_jwt_library():
+    """Every cold start of every function imports function_app: the SDKs load on first use."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    probe = (
+        "import sys, function_app; "
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in ('jwt', 'authlib', 'requests', 'pydantic')"
+        " or m.startswith(('azure.cosmos', 'azure.keyvault', 'azure.identity', 'azure.storage'))}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -20,12 +20,13 @@ from local.functions_host import serving
 from shared import cli
 from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
-from shared.api.context import AppContext, reset_context
 from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.clients.storage import queue_client
+from shared.composition import AppContext, reset_context
 from shared.withings.budget import CallBudget
 from shared.withings.client import Tokens, WithingsClient
-from shared.withings.sync import SyncJob, SyncJobRunner
+from shared.withings.jobs import SyncJob
+from shared.withings.sync import SyncJobRunner
 from shared.withings.tokens import NeedsReconsent, secret_name
 from tests.conftest import FIXTURES, answer, drive, put_patient, search, send
 
@@ -333,7 +334,7 @@ def test_bad_notifications_states_and_consents_are_4xx_and_do_no_work(
     monkeypatch.setenv("WITHINGS_NOTIFY_ALLOWED_NETWORKS", "198.51.100.0/24")
     reset_context()
     try:
-        from shared.api.context import get_context
+        from shared.composition import get_context
 
         secret = get_context().withings_notify_secret
         refused = requests.post(

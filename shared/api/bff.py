@@ -10,36 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
 
 import azure.functions as func
-from pydantic import Field
 
-from shared.api.context import AppContext, get_context
+from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, read_json_model, require_media_type
-from shared.bff.identity import DirectoryIdentityProvider
-from shared.bff.sessions import COOKIE_NAME, Session
-from shared.bff.uploads import FORMAT
-from shared.devices import StrictModel
 from shared.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from shared.providers.common import load_json
+from shared.providers.healthkit import FORMAT
+
+if TYPE_CHECKING:
+    from shared.bff.sessions import Session
+    from shared.composition import AppContext
+
+COOKIE_NAME = "sid"  # the session cookie: HttpOnly, Secure, SameSite=Strict
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # authenticated in code: the session cookie
 SUPPORTED_UPLOAD_FORMATS = (FORMAT,)
-
-
-class LoginRequest(StrictModel):
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1000)
-
-
-class ResetRequest(StrictModel):
-    email: str = Field(min_length=3, max_length=320)
-
-
-class ResetConfirmation(StrictModel):
-    token: str = Field(min_length=10, max_length=200)
-    new_password: str = Field(alias="newPassword", min_length=1, max_length=1000)
 
 
 def client_address(req: func.HttpRequest, trusted_hops: int) -> str:
@@ -92,6 +81,8 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
     require_allowed_origin(context, req)
+    from shared.bff.requests import LoginRequest
+
     credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
     address = client_address(req, settings.client_address_trusted_hops)
     limits = [
@@ -124,6 +115,8 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
     require_allowed_origin(context, req)
+    from shared.bff.requests import ResetRequest
+
     request = read_json_model(req, ResetRequest, settings.max_body_bytes)
     limit = settings.reset_max_requests_per_hour
     address = client_address(req, settings.client_address_trusted_hops)
@@ -138,9 +131,13 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
 def confirm_password_reset(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     require_allowed_origin(context, req)
+    from shared.bff.identity import DirectoryIdentityProvider
+
     identity = context.identity
     if not isinstance(identity, DirectoryIdentityProvider):
         raise NotFound("password resets are completed at the identity provider")
+    from shared.bff.requests import ResetConfirmation
+
     request = read_json_model(req, ResetConfirmation, context.settings.max_body_bytes)
     identity.confirm_password_reset(request.token, request.new_password)
     return func.HttpResponse(status_code=204)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceNotFoundError
 
-from shared.api.context import AppContext, get_context
+from shared.api.context import get_context
 from shared.api.http import endpoint, json_response
+
+if TYPE_CHECKING:
+    from shared.composition import AppContext
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -20,6 +22,8 @@ _PROBE_SECRET = "health-probe-absent"  # noqa: S105 - a name, not a secret
 
 
 def _probe(check: Callable[[], Any]) -> dict[str, Any]:
+    from azure.core.exceptions import ResourceNotFoundError
+
     started = time.perf_counter()
     try:
         check()

@@ -8,10 +8,9 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
-from pydantic import BaseModel, ValidationError
 
 from shared.diagnostics import where
 from shared.errors import (
@@ -24,6 +23,9 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.providers.common import load_json
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +105,14 @@ def decode_utf8(body: bytes) -> str:
         raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
 
 
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model", bound="BaseModel")
 
 
 def read_json_model(req: func.HttpRequest, model: type[Model], max_bytes: int) -> Model:
     """A JSON request body validated by a pydantic model. 415, 413, 400 for a malformed body;
     400 naming each bad field (never echoing its value)."""
+    from pydantic import ValidationError
+
     require_media_type(req, (JSON,))
     document = load_json(decode_utf8(read_body(req, max_bytes)))
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared import conversion
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
 from shared.auth import require_api_key
@@ -37,6 +36,8 @@ def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
         raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(MEDIA_TYPES)}")
     content_type = require_media_type(req, MEDIA_TYPES[format_name])
     text = decode_utf8(read_body(req, settings.max_body_bytes))
+    from shared import conversion
+
     conversion.parse(SOURCE, format_name, text)  # shape check: raises InvalidPayload (400)
     envelope = context.ingress_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
     return json_response({"status": "accepted", "receiptId": envelope.receipt_id}, status=202)

@@ -9,10 +9,9 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.api.bff import LoginRequest, ResetConfirmation, ResetRequest
 from shared.api.http import endpoint, json_response
-from shared.consent import SCOPES, ConsentGrant
-from shared.devices import DEVICE_TYPE_KINDS, PROVIDERS, AssignRequest, CorrectionRequest, DeviceRegistration
+from shared.device_types import DEVICE_TYPE_KINDS, PROVIDERS
+from shared.measurement import Kind
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -106,7 +105,7 @@ _CONSENT = {
         "id": {"type": "string", "description": "<source>.<patientId>"},
         "patientId": {"type": "string"},
         "source": {"enum": list(PROVIDERS)},
-        "scopes": {"type": "array", "items": {"enum": list(SCOPES)}},
+        "scopes": {"type": "array", "items": {"enum": [kind.value for kind in Kind]}},  # SCOPES
         "status": {"enum": ["active", "revoked", "needs-reconsent"]},
         "attestation": {"enum": ["patient", "clinic"]},
         "grantedAt": _INSTANT,
@@ -131,6 +130,10 @@ _ERROR = {
 
 @functools.cache
 def document() -> dict[str, Any]:
+    from shared.bff.requests import LoginRequest, ResetConfirmation, ResetRequest
+    from shared.consent_models import ConsentGrant
+    from shared.device_models import AssignRequest, CorrectionRequest, DeviceRegistration
+
     schemas: dict[str, Any] = {
         "DeviceRegistration": _model_schema(DeviceRegistration),
         "AssignRequest": _model_schema(AssignRequest),

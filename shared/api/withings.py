@@ -8,18 +8,20 @@ import html
 import ipaddress
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared.api.bff import client_address, current_session, session_id
-from shared.api.context import AppContext, get_context
+from shared.api.context import get_context
 from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
 from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
-from shared.withings.notifications import parse_notification
-from shared.withings.sync import due_jobs, enqueue_job
+
+if TYPE_CHECKING:
+    from shared.composition import AppContext
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -116,6 +118,9 @@ def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
         raise Forbidden("the sender is not in the allowed networks")
     if req.method == "HEAD":
         return func.HttpResponse(status_code=200)
+    from shared.withings.jobs import enqueue_job
+    from shared.withings.notifications import parse_notification
+
     job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
     try:
         enqueue_job(context.withings_notify_queue, job)  # not withings_jobs: no sync machinery here
@@ -139,6 +144,8 @@ def withings_poller(timer: func.TimerRequest) -> None:
     if not settings.withings_configured:
         return
     limit = max(1, settings.withings_calls_per_minute * POLL_SPREAD_S // 60 // CALLS_PER_JOB)
+    from shared.withings.sync import due_jobs
+
     jobs = due_jobs(
         context.consents,
         context.withings_jobs.sync.cursors,

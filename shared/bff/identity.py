@@ -21,7 +21,7 @@ from azure.storage.queue import QueueClient
 
 from shared.bff.passwords import MIN_PASSWORD_LENGTH, dummy_hash, hash_password, verify_password
 from shared.clients.cosmos import NoChange, update_item
-from shared.devices import instant_text, utc_now
+from shared.clock import instant_text, utc_now
 from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,10 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.bff.identity import UserProfile
 from shared.clients.cosmos import delete_if_present
-from shared.devices import instant_text, utc_now
+from shared.clock import instant_text, utc_now
 from shared.errors import Unauthorized
 
 SESSIONS_CONTAINER = "sessions"
-COOKIE_NAME = "sid"
 _TOUCH_EVERY = dt.timedelta(minutes=1)  # idle expiry moves at most once a minute: fewer writes
 
 

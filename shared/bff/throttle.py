@@ -17,7 +17,7 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 
 from shared.clients.cosmos import NoChange, delete_if_present, update_item
-from shared.devices import instant_text, utc_now
+from shared.clock import instant_text, utc_now
 from shared.errors import TooManyRequests
 
 THROTTLE_CONTAINER = "throttle"

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import plausibility
-from shared.consent import ConsentGrant, ConsentStore
-from shared.devices import DeviceRegistration, DeviceRegistry, assignments_of
+from shared.consent import ConsentStore
+from shared.consent_models import ConsentGrant
+from shared.device_models import DeviceRegistration
+from shared.devices import DeviceRegistry, assignments_of
 from shared.errors import InvalidPayload, PayloadTooLarge
 from shared.measurement import DeviceIdentity, Measurement
 from shared.pipeline.processing import PATIENT_ATTRIBUTE
@@ -21,7 +23,7 @@ from shared.pipeline.store import RawRecordStore
 from shared.providers import healthkit
 
 SOURCE = "healthkit"
-FORMAT = "healthkit-json"
+FORMAT = healthkit.FORMAT
 
 
 @dataclass

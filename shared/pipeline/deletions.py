@@ -11,7 +11,7 @@ from typing import Any
 
 from azure.cosmos import ContainerProxy
 
-from shared.devices import instant_text, utc_now
+from shared.clock import instant_text, utc_now
 from shared.fhir.client import FhirClient
 from shared.fhir.mapping import (
     entered_in_error,

@@ -12,7 +12,9 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 
 from shared.clients.cosmos import delete_if_present, update_item
-from shared.devices import Assignment, assignments_of, instant_text, registry_id, utc_now
+from shared.clock import instant_text, utc_now
+from shared.device_types import registry_id
+from shared.devices import Assignment, assignments_of
 from shared.measurement import Measurement
 
 PARKED_CONTAINER = "parked-readings"

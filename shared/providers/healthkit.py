@@ -29,6 +29,7 @@ from shared.measurement import (
 from shared.providers.common import load_json, optional_text, parse_bool, parse_instant, parse_number, zone_info
 
 SOURCE = "healthkit"
+FORMAT = "healthkit-json"  # the one upload format: samples, deletions and permissions as JSON
 SOURCE_DEVICE_SYSTEM = "urn:iomt-hub:healthkit:source-bundle-id"
 LOCAL_DEVICE_SYSTEM = "urn:iomt-hub:healthkit:device-local-id"
 BLOOD_PRESSURE_TYPE = "HKCorrelationTypeIdentifierBloodPressure"

@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from shared.consent import ConsentGrant, ConsentStore
+from shared.consent import ConsentStore
+from shared.consent_models import ConsentGrant
 from shared.errors import DependencyError
 from shared.measurement import Kind
 from shared.withings.client import WithingsClient, WithingsError
+from shared.withings.jobs import SUBSCRIBED_APPLIS, SyncJob
 from shared.withings.state import StateSigner
-from shared.withings.sync import SUBSCRIBED_APPLIS, SyncJob
 from shared.withings.tokens import NeedsReconsent, TokenStore
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
-from pydantic import BaseModel
 
 from shared.clients.cosmos import NoChange, update_item
 from shared.consent import ConsentStore
@@ -24,36 +23,14 @@ from shared.pipeline.store import RawRecordStore
 from shared.providers.withings import MEASTYPES
 from shared.withings.budget import BudgetExhausted, CallBudget
 from shared.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
+from shared.withings.jobs import DOMAINS, USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
 from shared.withings.tokens import NeedsReconsent, TokenStore
 
 log = logging.getLogger(__name__)
 
 CURSORS_CONTAINER = "sync-cursors"
-Domain = Literal["measure", "activity", "ecg"]
-DOMAINS: tuple[Domain, ...] = ("measure", "activity", "ecg")
-APPLI_DOMAINS: dict[int, Domain] = {1: "measure", 2: "measure", 4: "measure", 58: "measure", 16: "activity", 54: "ecg"}
-USER_EVENT_APPLI = 46
-SUBSCRIBED_APPLIS = (1, 2, 4, 16, 54, 58, USER_EVENT_APPLI)
 _MEASTYPES = ",".join(str(t) for t in sorted(MEASTYPES))
 SYNC_OVERLAP_S = 300  # re-read the last minutes before the cursor: writes are idempotent
-
-
-class SyncJob(BaseModel):
-    """A queue message: sync a user's domains, or act on a user event (appli 46)."""
-
-    userid: str
-    appli: int | None = None  # None: every domain (poller, backfill)
-    startdate: int | None = None
-    enddate: int | None = None
-    action: str | None = None
-    attempt: int = 0  # deferrals so far (budget, 601)
-
-    @property
-    def domains(self) -> tuple[Domain, ...]:
-        if self.appli is None:
-            return DOMAINS
-        domain = APPLI_DOMAINS.get(self.appli)
-        return (domain,) if domain else ()
 
 
 class Cursors:
@@ -173,10 +150,6 @@ class WithingsSync:
 
 
 JOB_DEDUPE_S = 600
-
-
-def enqueue_job(queue: QueueClient, job: SyncJob, delay_s: int = 0) -> None:
-    queue.send_message(job.model_dump_json().encode(), visibility_timeout=delay_s or None)
 
 
 @dataclass

@@ -1,0 +1,272 @@
+"""The clients and services of one worker process, built on first use from the settings (so
+a bad setting surfaces as one clear error at first use, never at function indexing)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+
+from azure.core.exceptions import ResourceExistsError
+from azure.cosmos import DatabaseProxy
+from azure.keyvault.secrets import SecretClient
+from azure.storage.queue import QueueClient
+
+from shared.bff.identity import USERS_CONTAINER, DirectoryIdentityProvider, IdentityProvider, OidcIdentityProvider
+from shared.bff.sessions import SESSIONS_CONTAINER, SessionStore
+from shared.bff.throttle import THROTTLE_CONTAINER, Throttle
+from shared.bff.uploads import HealthKitIngestion
+from shared.clients.cosmos import cosmos_database
+from shared.clients.keyvault import secret_client
+from shared.clients.names import LOCKS_CONTAINER, RESET_OUTBOX_QUEUE, WITHINGS_SYNC_POISON_QUEUE, WITHINGS_SYNC_QUEUE
+from shared.clients.storage import container_client, queue_client
+from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentCache, ConsentStore
+from shared.corrections import AttributionCorrection
+from shared.devices import DEVICES_CONTAINER, DeviceRegistry
+from shared.errors import ConfigurationError
+from shared.fhir.client import FhirClient
+from shared.fhir.patients import PatientDirectory
+from shared.logs import configure_logging
+from shared.pipeline.batching import GroupCommit
+from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
+from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
+from shared.pipeline.processing import ReadingProcessor
+from shared.pipeline.store import RawRecordStore
+from shared.pipeline.worker import RawRecordWorker
+from shared.settings import Settings, get_settings
+from shared.withings.budget import CallBudget
+from shared.withings.client import WithingsClient
+from shared.withings.connect import WithingsConnector, derived_secret
+from shared.withings.state import StateSigner
+from shared.withings.sync import CURSORS_CONTAINER, Cursors, SyncJobRunner, WithingsSync
+from shared.withings.tokens import TokenStore
+
+WITHINGS_CONTAINER = "withings"
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+
+    @cached_property
+    def raw_store(self) -> RawRecordStore:
+        return RawRecordStore.from_settings(self.settings)
+
+    @cached_property
+    def ingress_store(self) -> RawRecordStore:
+        """The same queue and archive, with the short retry budget of a request being answered."""
+        return RawRecordStore.from_settings(self.settings, fast=True)
+
+    @cached_property
+    def fhir(self) -> FhirClient:
+        return FhirClient.from_settings(self.settings)
+
+    @cached_property
+    def cosmos(self) -> DatabaseProxy:
+        return cosmos_database(self.settings)
+
+    @cached_property
+    def secrets(self) -> SecretClient:
+        return secret_client(self.settings)
+
+    @cached_property
+    def devices(self) -> DeviceRegistry:
+        return DeviceRegistry(self.cosmos.get_container_client(DEVICES_CONTAINER))
+
+    @cached_property
+    def consents(self) -> ConsentStore:
+        return ConsentStore(self.cosmos.get_container_client(CONSENTS_CONTAINER))
+
+    @cached_property
+    def consent_audit(self) -> ConsentAudit:
+        return ConsentAudit(self.cosmos.get_container_client(AUDIT_CONTAINER))
+
+    @cached_property
+    def parked(self) -> ParkedReadings:
+        lookback = dt.timedelta(days=self.settings.attribution_lookback_days)
+        return ParkedReadings(self.cosmos.get_container_client(PARKED_CONTAINER), lookback)
+
+    @cached_property
+    def patients(self) -> PatientDirectory:
+        return PatientDirectory(self.fhir)
+
+    @cached_property
+    def deletions(self) -> Deletions:
+        return Deletions(self.fhir, self.cosmos.get_container_client(DELETION_LOG_CONTAINER))
+
+    @cached_property
+    def corrections(self) -> AttributionCorrection:
+        return AttributionCorrection(self.devices, self.consents, self.fhir, self.parked, self.raw_store)
+
+    @cached_property
+    def reset_outbox(self) -> QueueClient:
+        return queue_client(self.settings, RESET_OUTBOX_QUEUE)
+
+    def ensure_storage(self) -> None:
+        """Queues and blob containers (local stack; infra/ declares them in Azure)."""
+        self.raw_store.ensure_exists()
+        for name in (RESET_OUTBOX_QUEUE, WITHINGS_SYNC_QUEUE, WITHINGS_SYNC_POISON_QUEUE):
+            with contextlib.suppress(ResourceExistsError):
+                queue_client(self.settings, name).create_queue()
+        with contextlib.suppress(ResourceExistsError):
+            container_client(self.settings, LOCKS_CONTAINER).create_container()
+
+    # -- Withings ---------------------------------------------------------------------------------
+    def _withings_secret(self) -> str:
+        settings = self.settings
+        if not settings.withings_configured or settings.withings_client_secret is None:
+            raise ConfigurationError(
+                "the Withings connector is not configured (WITHINGS_CLIENT_ID, WITHINGS_CLIENT_SECRET, "
+                "WITHINGS_PUBLIC_BASE_URL)"
+            )
+        return settings.withings_client_secret.get_secret_value()
+
+    @cached_property
+    def withings_notify_secret(self) -> str:
+        return derived_secret(self._withings_secret(), "notify")
+
+    @cached_property
+    def withings_budget(self) -> CallBudget:
+        container = self.cosmos.get_container_client(WITHINGS_CONTAINER)
+        return CallBudget(container, self.settings.withings_calls_per_minute, self.settings.withings_rate_limit_pause_s)
+
+    @cached_property
+    def withings_client(self) -> WithingsClient:
+        secret = self._withings_secret()
+        assert self.settings.withings_client_id  # checked by _withings_secret
+        return WithingsClient(
+            self.settings.withings_api_url,
+            self.settings.withings_client_id,
+            secret,
+            budget=self.withings_budget.acquire,
+        )
+
+    @cached_property
+    def withings_tokens(self) -> TokenStore:
+        def lost_grant(userid: str) -> None:
+            record = self.consents.find_by_account("withings", userid)
+            if record is not None:
+                self.consents.set_status(record["id"], "needs-reconsent", "withings-refresh")
+
+        locks = container_client(self.settings, LOCKS_CONTAINER)
+        return TokenStore(self.secrets, locks, self.withings_client, lost_grant)
+
+    @cached_property
+    def withings_jobs(self) -> SyncJobRunner:
+        settings = self.settings
+        sync = WithingsSync(
+            client=self.withings_client,
+            tokens=self.withings_tokens,
+            consents=self.consents,
+            cursors=Cursors(self.cosmos.get_container_client(CURSORS_CONTAINER)),
+            raw_store=self.raw_store,
+            unknown_users=self.cosmos.get_container_client(WITHINGS_CONTAINER),
+            backfill=dt.timedelta(days=settings.withings_backfill_days),
+            unlink=lambda userid: self.withings_connector.unlink(userid),
+        )
+        return SyncJobRunner(
+            sync, self.withings_budget, self.withings_sync_queue, self.cosmos.get_container_client(WITHINGS_CONTAINER)
+        )
+
+    @cached_property
+    def withings_sync_queue(self) -> QueueClient:
+        return queue_client(self.settings, WITHINGS_SYNC_QUEUE)
+
+    @cached_property
+    def withings_notify_queue(self) -> QueueClient:
+        """The sync queue for the notification endpoint, which must answer within Withings' 2 s."""
+        return queue_client(self.settings, WITHINGS_SYNC_QUEUE, fast=True)
+
+    @cached_property
+    def withings_connector(self) -> WithingsConnector:
+        settings = self.settings
+        base = (settings.withings_public_base_url or "").rstrip("/")
+        key = derived_secret(self._withings_secret(), "state").encode()
+        return WithingsConnector(
+            client=self.withings_client,
+            tokens=self.withings_tokens,
+            consents=self.consents,
+            state=StateSigner(key, self.cosmos.get_container_client(WITHINGS_CONTAINER)),
+            authorize_endpoint=settings.withings_authorize_url,
+            scopes=settings.withings_scopes,
+            redirect_uri=f"{base}/api/withings/callback",
+            notify_url=f"{base}/api/withings/notify/{self.withings_notify_secret}",
+            enqueue=lambda job: self.withings_jobs.enqueue(job),
+        )
+
+    @cached_property
+    def directory(self) -> DirectoryIdentityProvider:
+        lifetime = dt.timedelta(minutes=self.settings.password_reset_token_minutes)
+        return DirectoryIdentityProvider(self.cosmos.get_container_client(USERS_CONTAINER), self.reset_outbox, lifetime)
+
+    @cached_property
+    def identity(self) -> IdentityProvider:
+        settings = self.settings
+        if settings.identity_provider == "oidc":
+            assert settings.oidc_token_url  # checked by Settings
+            assert settings.oidc_userinfo_url
+            secret = settings.oidc_client_secret
+            return OidcIdentityProvider(
+                settings.oidc_token_url,
+                settings.oidc_userinfo_url,
+                reset_url=settings.oidc_password_reset_url,
+                client_id=settings.oidc_client_id,
+                client_secret=secret.get_secret_value() if secret else None,
+                patient_claim=settings.oidc_patient_claim,
+            )
+        return self.directory
+
+    @cached_property
+    def sessions(self) -> SessionStore:
+        return SessionStore(
+            self.cosmos.get_container_client(SESSIONS_CONTAINER),
+            idle=dt.timedelta(minutes=self.settings.session_idle_minutes),
+            absolute=dt.timedelta(hours=self.settings.session_absolute_hours),
+        )
+
+    @cached_property
+    def throttle(self) -> Throttle:
+        window = dt.timedelta(minutes=self.settings.throttle_window_minutes)
+        return Throttle(self.cosmos.get_container_client(THROTTLE_CONTAINER), window)
+
+    @cached_property
+    def healthkit_ingestion(self) -> HealthKitIngestion:
+        return HealthKitIngestion(self.ingress_store, self.devices, self.consents, self.settings.bff_max_samples)
+
+    @cached_property
+    def group_commit(self) -> GroupCommit:
+        settings = self.settings
+        return GroupCommit(
+            self.fhir, max_entries=settings.fhir_batch_size, max_wait_s=settings.fhir_group_wait_ms / 1000
+        )
+
+    @cached_property
+    def worker(self) -> RawRecordWorker:
+        processor = ReadingProcessor(
+            fhir=self.group_commit,
+            store=self.raw_store,
+            devices=self.devices,
+            consents=self.consents,
+            audit=self.consent_audit,
+            parked=self.parked,
+            deletions=self.deletions,
+            consent_lookup=ConsentCache(self.consents, self.settings.consent_cache_seconds),
+        )
+        processors = {source: processor for source in ("medisante", "healthkit", "withings")}
+        return RawRecordWorker(
+            store=self.raw_store, processors=processors, max_attempts=self.settings.max_dequeue_count
+        )
+
+
+@lru_cache(maxsize=1)
+def get_context() -> AppContext:
+    configure_logging()
+    return AppContext(get_settings())
+
+
+def reset_context() -> None:
+    from shared.settings import reset_settings_cache
+
+    reset_settings_cache()
+    get_context.cache_clear()
