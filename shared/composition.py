@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import DatabaseProxy
@@ -28,7 +29,7 @@ from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
 from shared.logs import configure_logging
-from shared.pipeline.batching import GroupCommit
+from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
 from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
@@ -242,6 +243,12 @@ class AppContext:
         )
 
     @cached_property
+    def device_lookup(self) -> Batcher[str, dict[str, Any] | None]:
+        """Device reads of the records one worker process runs at once, in one query."""
+        wait_s = self.settings.fhir_group_wait_ms / 1000 / 5
+        return Batcher(self.devices.find_many, max_items=100, max_wait_s=wait_s)
+
+    @cached_property
     def worker(self) -> RawRecordWorker:
         processor = ReadingProcessor(
             fhir=self.group_commit,
@@ -252,6 +259,7 @@ class AppContext:
             parked=self.parked,
             deletions=self.deletions,
             consent_lookup=ConsentCache(self.consents, self.settings.consent_cache_seconds),
+            device_lookup=self.device_lookup.submit,
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(

@@ -103,6 +103,19 @@ class DeviceRegistry:
                 return device
         return None
 
+    def find_many(self, device_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The devices with these registry ids (None where there is none): one query."""
+        unique = sorted(set(device_ids))
+        found = {
+            item["id"]: item
+            for item in self.container.query_items(
+                "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+                parameters=[{"name": "@ids", "value": unique}],
+                enable_cross_partition_query=True,
+            )
+        }
+        return [found.get(device_id) for device_id in device_ids]
+
     def register(self, registration: DeviceRegistration) -> tuple[dict[str, Any], bool]:
         """(device, created). Idempotent on provider + provider device id."""
         device_id = registry_id(registration.provider, registration.provider_device_id)
@@ -244,6 +257,8 @@ class Attribution:
 
     registry: DeviceRegistry
     fixed_patient: str | None = None
+    # The worker's look-ups of many records at once (one query); the registry's reads otherwise.
+    lookup: Callable[[list[str]], list[dict[str, Any] | None]] | None = None
     _devices: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def patient_for(self, measurement: Measurement) -> str | None:
@@ -253,6 +268,12 @@ class Attribution:
         if identity is None:
             return None
         if identity.key not in self._devices:
-            self._devices[identity.key] = self.registry.find_by_identity(identity)
+            self._devices[identity.key] = self._find(identity)
         device = self._devices[identity.key]
         return patient_at(device, measurement.effective_start) if device is not None else None
+
+    def _find(self, identity: DeviceIdentity) -> dict[str, Any] | None:
+        if self.lookup is None:
+            return self.registry.find_by_identity(identity)
+        candidates = self.lookup([registry_id(identity.source, value) for _, value in identity.identifiers])
+        return next((device for device in candidates if device is not None), None)  # most specific first

@@ -401,3 +401,24 @@ def test_resubscribe_moves_notifications_to_the_current_url(
     subscriptions = sim("/_sim/stats")["subscriptions"][USERID]
     assert {s["callbackurl"] for s in subscriptions} == {current_url}
     assert sorted(s["appli"] for s in subscriptions) == [1, 2, 4, 16, 46, 54, 58]
+
+
+def test_a_backfill_reads_the_token_once_per_run_and_takes_the_budget_in_blocks(
+    withings: AppContext, store: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch
+):
+    assert connect(admin_token).status_code == 200
+    loads: list[str] = []
+    original = type(withings.withings_tokens).load
+    def counted(self, userid):
+        loads.append(userid)
+        return original(self, userid)
+
+    monkeypatch.setattr(type(withings.withings_tokens), "load", counted)
+    budget = withings.withings_budget
+    trips_before = budget.round_trips
+    calls_before = sum(sim("/_sim/stats")["stats"].values())
+    assert run_sync(withings) == 1  # the backfill job: every domain, every page
+    withings_calls = sum(sim("/_sim/stats")["stats"].values()) - calls_before
+    assert withings_calls >= 5  # several pages and domains
+    assert loads == [USERID]  # one Key Vault read for the whole run
+    assert budget.round_trips - trips_before <= -(-withings_calls // budget.block)

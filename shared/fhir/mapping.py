@@ -228,8 +228,10 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         resource["component"] = _components(measurement)
     if measurement.fhir_elements or measurement.interpretations or measurement.interpretation:
         _add_context(resource, measurement)
-    elif measurement.notes or measurement.annotations:
+    elif measurement.notes:
         resource["note"] = _notes(measurement, [])
+    elif measurement.annotations:  # the common case, inline
+        resource["note"] = [{"text": _note_text(measurement.annotations)}]
     return resource
 
 

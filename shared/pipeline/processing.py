@@ -9,7 +9,7 @@ with their reason. The written part is idempotent, so replaying a whole record i
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ class ReadingProcessor:
     parked: ParkedReadings
     deletions: Deletions
     consent_lookup: ConsentFinder | None = None  # the process's consent cache, if any
+    device_lookup: Callable[[list[str]], list[dict[str, Any] | None]] | None = None  # coalesced reads
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         options: dict[str, Any] = {}
@@ -52,7 +53,9 @@ class ReadingProcessor:
             options["userid"] = envelope.attributes.get(WITHINGS_USER_ATTRIBUTE)
         parsed = conversion.parse(envelope.source, envelope.format, body, **options)
 
-        attribution = Attribution(self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE))
+        attribution = Attribution(
+            self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE), lookup=self.device_lookup
+        )
         consent = ConsentCheck(self.consent_lookup or self.consents)
         patients: dict[str, str] = {}
         unattributed: list[Measurement] = []

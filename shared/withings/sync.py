@@ -63,6 +63,14 @@ class Cursors:
 
 
 @dataclass
+class _Run:
+    """What one sync run of one user keeps between its calls."""
+
+    userid: str
+    token: str | None = None
+
+
+@dataclass
 class WithingsSync:
     client: WithingsClient
     tokens: TokenStore
@@ -88,8 +96,9 @@ class WithingsSync:
             return {"outcome": f"consent-{consent.get('status')}"}
         attributes = {PATIENT_ATTRIBUTE: consent["patientId"], WITHINGS_USER_ATTRIBUTE: job.userid}
         records = 0
+        run = _Run(job.userid)
         for domain in job.domains:
-            records += self._sync_domain(job.userid, domain, attributes)
+            records += self._sync_domain(run, domain, attributes)
         return {"outcome": "synced", "records": records}
 
     def _record_unknown(self, job: SyncJob) -> None:
@@ -97,13 +106,16 @@ class WithingsSync:
             {"id": f"unknown-{job.userid}", "userid": job.userid, "appli": job.appli, "lastSeen": self.clock()}
         )
 
-    def _call(self, userid: str, path: str, action: str, **params: Any) -> tuple[str, dict[str, Any]]:
-        token = self.tokens.access_token(userid)
+    def _call(self, run: _Run, path: str, action: str, **params: Any) -> tuple[str, dict[str, Any]]:
+        """One Withings call of a sync run. The access token is read from Key Vault once per
+        run, not per call; refused (expired or revoked early), it is refreshed once."""
+        if run.token is None:
+            run.token = self.tokens.access_token(run.userid)
         try:
-            return self.client.call(path, action, token, **params)
-        except WithingsAuthError:  # expired or revoked early: one refresh, then once more
-            token = self.tokens.access_token(userid, refresh_if=token)
-            return self.client.call(path, action, token, **params)
+            return self.client.call(path, action, run.token, **params)
+        except WithingsAuthError:
+            run.token = self.tokens.access_token(run.userid, refresh_if=run.token)
+            return self.client.call(path, action, run.token, **params)
 
     def _since(self, userid: str, domain: str) -> int:
         cursor = self.cursors.get(userid, domain)
@@ -116,28 +128,29 @@ class WithingsSync:
             source="withings", format="withings-json", body=text, content_type="application/json", attributes=attributes
         )
 
-    def _sync_domain(self, userid: str, domain: Domain, attributes: dict[str, str]) -> int:
+    def _sync_domain(self, run: _Run, domain: Domain, attributes: dict[str, str]) -> int:
+        userid = run.userid
         since, started = self._since(userid, domain), int(self.clock())
         records, offset, newest = 0, 0, since
         while True:
             if domain == "measure":
                 text, body = self._call(
-                    userid, "measure", "getmeas", meastypes=_MEASTYPES, category=1, lastupdate=since, offset=offset
+                    run, "measure", "getmeas", meastypes=_MEASTYPES, category=1, lastupdate=since, offset=offset
                 )
                 if body.get("measuregrps"):
                     self._accept(text, attributes)
                     records += 1
                 newest = max(newest, int(body.get("updatetime") or started))
             elif domain == "activity":
-                text, body = self._call(userid, "v2/measure", "getactivity", lastupdate=since, offset=offset)
+                text, body = self._call(run, "v2/measure", "getactivity", lastupdate=since, offset=offset)
                 if body.get("activities"):
                     self._accept(text, attributes)
                     records += 1
                 newest = started
             else:
-                _, body = self._call(userid, "v2/heart", "list", lastupdate=since, offset=offset)
+                _, body = self._call(run, "v2/heart", "list", lastupdate=since, offset=offset)
                 for series in body.get("series") or []:
-                    _, signal = self._call(userid, "v2/heart", "get", signalid=series["ecg"]["signalid"])
+                    _, signal = self._call(run, "v2/heart", "get", signalid=series["ecg"]["signalid"])
                     answer = {"status": 0, "body": {**signal, "series": series}}
                     self._accept(json.dumps(answer), attributes)
                     records += 1
