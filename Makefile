@@ -68,6 +68,7 @@ bench: install
 	$(PY) bench/convert.py
 	$(MAKE) --no-print-directory local-up
 	$(PY) bench/notify.py
+	$(PY) bench/pipeline.py
 
 clean: local-down
 	rm -rf $(VENV) local/node_modules local/.data local.settings.json

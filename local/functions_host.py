@@ -268,13 +268,15 @@ class QueueListener:
     def __init__(self, binding: Binding, options: QueueOptions, log: Callable[[str], None]) -> None:
         from azure.storage.queue import QueueClient
 
+        from shared.clients.transport import sdk_options
+
         self.binding = binding
         self.options = options
         self.log = log
         self.queue_name = str(binding.trigger["queueName"])
         connection = os.environ[str(binding.trigger.get("connection") or "AzureWebJobsStorage")]
-        self.queue = QueueClient.from_connection_string(connection, self.queue_name)
-        self.poison = QueueClient.from_connection_string(connection, f"{self.queue_name}-poison")
+        self.queue = QueueClient.from_connection_string(connection, self.queue_name, **sdk_options())
+        self.poison = QueueClient.from_connection_string(connection, f"{self.queue_name}-poison", **sdk_options())
         self.stopping = threading.Event()
         self.running = 0
         self.lock = threading.Condition()
@@ -334,8 +336,9 @@ class QueueListener:
                 while self.running > self.options.new_batch_threshold and not self.stopping.is_set():
                     self.lock.wait(0.5)
             try:
+                batch = self.options.batch_size  # one GET for the whole batch, as the host does
                 messages = list(
-                    self.queue.receive_messages(max_messages=self.options.batch_size, visibility_timeout=LEASE_S)
+                    self.queue.receive_messages(messages_per_page=batch, max_messages=batch, visibility_timeout=LEASE_S)
                 )
             except Exception as exc:  # noqa: BLE001 - storage down: keep polling, as the host does
                 self.log(f"{self.binding.name}: cannot read {self.queue_name} ({type(exc).__name__}); retrying")

@@ -245,8 +245,7 @@ class AppContext:
     @cached_property
     def device_lookup(self) -> Batcher[str, dict[str, Any] | None]:
         """Device reads of the records one worker process runs at once, in one query."""
-        wait_s = self.settings.fhir_group_wait_ms / 1000 / 5
-        return Batcher(self.devices.find_many, max_items=100, max_wait_s=wait_s)
+        return Batcher(self.devices.find_many, max_items=100, max_wait_s=0.005)
 
     @cached_property
     def worker(self) -> RawRecordWorker:
@@ -263,7 +262,10 @@ class AppContext:
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(
-            store=self.raw_store, processors=processors, max_attempts=self.settings.max_dequeue_count
+            store=self.raw_store,
+            processors=processors,
+            max_attempts=self.settings.max_dequeue_count,
+            participant=self.group_commit.participant,
         )
 
 

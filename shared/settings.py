@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     fhir_max_attempts: int = Field(default=6, ge=1, le=20)
     fhir_timeout_s: float = Field(default=30.0, gt=0, le=300)
     # Group commit in the worker: concurrent records' entries go out together in one batch
-    # bundle, once it holds FHIR_BATCH_SIZE entries or after this wait.
-    fhir_group_wait_ms: int = Field(default=25, ge=0, le=5000)
+    # bundle once every record in flight has handed its entries in, the bundle holds
+    # FHIR_BATCH_SIZE entries, or this long has passed (the cap a slow record can cost others).
+    fhir_group_wait_ms: int = Field(default=100, ge=0, le=5000)
     # The worker's consent look-ups are kept this long per process (see ConsentCache).
     consent_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 

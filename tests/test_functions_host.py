@@ -186,7 +186,7 @@ def test_the_real_poller_runs_when_its_timer_fires(clean_cosmos):
 
 def test_host_json_timespans_and_queue_options_are_read():
     options = QueueOptions.from_host_json(REPO / "host.json")
-    assert (options.batch_size, options.new_batch_threshold, options.max_dequeue_count) == (16, 8, 5)
+    assert (options.batch_size, options.new_batch_threshold, options.max_dequeue_count) == (32, 16, 5)
     assert (options.visibility_timeout_s, options.max_polling_interval_s) == (30.0, 2.0)
     assert _timespan_s("1.02:03:04.5", 0) == 86400 + 7384.5
 

@@ -343,7 +343,7 @@ def test_a_poisoned_record_logs_its_frames_but_not_its_message(
     assert worker.handle(envelope.to_json(), 1) == "poisoned"
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "ValueError at test_integrity.py:" in line
-    assert "in handle" in line
+    assert "in _handle" in line
     assert "5.5" not in line
     assert "anna" not in line
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
 from typing import Any
 
 import pytest
@@ -87,22 +88,38 @@ def test_per_entry_refusals_go_back_to_their_own_record_only(stack: AppContext, 
             report.rejected = [(f"{r['resourceType']}/{r['id']}", "HTTP 400: invalid") for r in resources[keep:]]
             return report
 
-    group = GroupCommit(HalfRefusingFhir(), max_entries=500, max_wait_s=2.0)
+    group = GroupCommit(HalfRefusingFhir(), max_entries=500, max_wait_s=30.0)
     batches = [[{"resourceType": "Observation", "id": f"r{n}-{k}"} for k in range(2)] for n in range(4)]
-    outcomes = run_together([functools.partial(_outcome, group, batch) for batch in batches])
+    everyone_in = threading.Barrier(len(batches))  # all four records are in flight before any writes
+    outcomes = run_together([functools.partial(_outcome, group, batch, everyone_in) for batch in batches])
     assert len(written) == 1  # one flush for the four callers
     assert outcomes.count("written") == 2
     assert outcomes.count("rejected") == 2
 
 
-def _outcome(group: GroupCommit, batch: list[dict[str, Any]]) -> str:
+def _outcome(group: GroupCommit, batch: list[dict[str, Any]], everyone_in: threading.Barrier) -> str:
     from shared.errors import FhirRejected
 
-    try:
-        group.write(batch)
-    except FhirRejected:
-        return "rejected"
+    with group.participant():
+        everyone_in.wait()
+        try:
+            group.write(batch)
+        except FhirRejected:
+            return "rejected"
     return "written"
+
+
+def test_a_lone_record_is_written_at_once_and_a_round_waits_only_for_records_in_flight():
+    flushed: list[int] = []
+
+    def work(items: list[int]) -> list[int]:
+        flushed.append(len(items))
+        return items
+
+    batcher: Batcher[int, int] = Batcher(work, max_items=500, max_wait_s=60.0, wait_for_participants=True)
+    with batcher.participant():
+        assert batcher.submit([1]) == [1]  # nobody else in flight: no 60 s wait
+    assert flushed == [1]
 
 
 def test_a_failed_flush_fails_every_record_of_the_round_and_the_host_retries_each(

@@ -21,6 +21,7 @@ from azure.storage.queue import QueueClient
 
 from shared.bff.passwords import MIN_PASSWORD_LENGTH, dummy_hash, hash_password, verify_password
 from shared.clients.cosmos import NoChange, update_item
+from shared.clients.transport import http_session
 from shared.clock import instant_text, utc_now
 from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
 
@@ -200,7 +201,7 @@ class OidcIdentityProvider:
         self.client = (client_id, client_secret or "") if client_id else None
         self.patient_claim = patient_claim
         self.timeout_s = timeout_s
-        self.http = requests.Session()
+        self.http = http_session()
 
     def _post(self, url: str, **kwargs: Any) -> requests.Response:
         try:

@@ -13,6 +13,7 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy, PartitionK
 from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.identity import credential_for
+from shared.clients.transport import sdk_options
 from shared.errors import Conflict
 from shared.settings import Settings
 
@@ -38,10 +39,10 @@ def cosmos_client(settings: Settings) -> CosmosClient:
         return CosmosClient(
             settings.cosmos_endpoint,
             credential=settings.cosmos_key.get_secret_value(),
-            connection_verify=not settings.is_local,
             enable_endpoint_discovery=not settings.is_local,
+            **sdk_options(connection_verify=not settings.is_local),
         )
-    return CosmosClient(settings.cosmos_endpoint, credential=credential_for(settings))
+    return CosmosClient(settings.cosmos_endpoint, credential=credential_for(settings), **sdk_options())
 
 
 def cosmos_database(settings: Settings) -> DatabaseProxy:

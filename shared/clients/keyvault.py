@@ -5,6 +5,7 @@ from __future__ import annotations
 from azure.keyvault.secrets import SecretClient
 
 from shared.clients.identity import credential_for
+from shared.clients.transport import sdk_options
 from shared.settings import Settings
 
 
@@ -15,6 +16,6 @@ def secret_client(settings: Settings) -> SecretClient:
             settings.keyvault_url,
             credential_for(settings),
             verify_challenge_resource=False,
-            connection_verify=settings.keyvault_ca_bundle or True,
+            **sdk_options(connection_verify=settings.keyvault_ca_bundle or True),
         )
-    return SecretClient(settings.keyvault_url, credential_for(settings))
+    return SecretClient(settings.keyvault_url, credential_for(settings), **sdk_options())

@@ -15,6 +15,7 @@ from azure.storage.queue import (
 from azure.storage.queue import LinearRetry as QueueLinearRetry
 
 from shared.clients.identity import credential_for
+from shared.clients.transport import sdk_options
 from shared.settings import Settings
 
 # The Functions host reads queue messages as base64 (host.json messageEncoding default).
@@ -26,12 +27,11 @@ def _budget(settings: Settings, fast: bool, retry: type[BlobLinearRetry | QueueL
     """Ingress (``fast``) answers a sender that will re-deliver: one quick retry within
     ``INGRESS_STORAGE_TIMEOUT_S``, then 503. Workers keep the SDK's long retry budget."""
     if not fast:
-        return {}
+        return sdk_options()
     timeout = settings.ingress_storage_timeout_s
     return {
+        **sdk_options(connection_timeout=timeout / 2, read_timeout=timeout / 2),
         "retry_policy": retry(backoff=0, random_jitter_range=0, retry_total=1),
-        "connection_timeout": timeout / 2,
-        "read_timeout": timeout / 2,
     }
 
 

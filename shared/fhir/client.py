@@ -18,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from shared.clients.transport import http_session
 from shared.errors import FhirAuthError, FhirError, FhirNotFound, FhirRejected, FhirThrottled, FhirUnavailable
 from shared.fhir.mapping import put_entry
 from shared.settings import Settings
@@ -94,7 +95,7 @@ class FhirClient:
         self.timeout_s = timeout_s
         self._token_provider = token_provider
         self._sleep = sleep
-        self.session = requests.Session()
+        self.session = http_session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

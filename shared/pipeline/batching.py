@@ -3,8 +3,10 @@
 The Functions host runs up to ``batchSize + newBatchThreshold`` queue messages at once in one
 process. Most devices deliver one or a few readings per message, so writing each message's
 readings alone costs one FHIR request per reading. A ``Batcher`` collects what concurrent
-callers hand in and does it in one go: the first caller of a round waits up to ``max_wait_s``
-(or until ``max_items`` are in), then does the work for everyone; every caller gets its own
+callers hand in and does it in one go: the first caller of a round waits until every caller
+that announced itself (``participant()``: a record being processed) has handed in its items,
+or ``max_items`` are in, or ``max_wait_s`` has passed, then does the work for everyone. A lone
+record is written at once; many at once wait only for each other. Every caller gets its own
 results back, or the exception the work raised, and only then returns. So a queue message is
 still deleted only after its own readings are confirmed: the durability contract is the same
 as writing alone.
@@ -14,9 +16,10 @@ as writing alone.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -42,15 +45,35 @@ class Batcher(Generic[Item, Result]):
         max_items: int,
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
+        wait_for_participants: bool = False,
     ) -> None:
         self.work = work
+        self.wait_for_participants = wait_for_participants
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self.clock = clock
         self._lock = threading.Condition()
         self._round: list[_Ticket[Item, Result]] = []
         self._count = 0
+        self._expected = 0  # participants that have not handed in their items yet
+        self._local = threading.local()
         self.rounds = 0  # how many times the work ran (for the benchmarks)
+
+    @contextlib.contextmanager
+    def participant(self) -> Iterator[None]:
+        """Announces a caller that will probably ``submit`` soon (a record being processed), so
+        that a round waits for it rather than for the clock."""
+        with self._lock:
+            self._expected += 1
+        self._local.pending = True
+        try:
+            yield
+        finally:
+            if getattr(self._local, "pending", False):  # left without submitting
+                self._local.pending = False
+                with self._lock:
+                    self._expected -= 1
+                    self._lock.notify_all()
 
     def submit(self, items: Sequence[Item]) -> list[Result]:
         """The results for ``items`` (in their order), once the round holding them is done."""
@@ -58,11 +81,14 @@ class Batcher(Generic[Item, Result]):
             return []
         ticket: _Ticket[Item, Result] = _Ticket(items)
         with self._lock:
+            if getattr(self._local, "pending", False):
+                self._local.pending = False
+                self._expected -= 1
             self._round.append(ticket)
             self._count += len(items)
             leader = len(self._round) == 1
-            if not leader and self._count >= self.max_items:
-                self._lock.notify_all()  # the round is full: its leader need not wait
+            if not leader:
+                self._lock.notify_all()  # the round may be complete or full: its leader re-checks
         if leader:
             self._lead()
         ticket.done.wait()
@@ -73,7 +99,7 @@ class Batcher(Generic[Item, Result]):
     def _lead(self) -> None:
         deadline = self.clock() + self.max_wait_s
         with self._lock:
-            while self._count < self.max_items:
+            while self._count < self.max_items and (self._expected > 0 or not self.wait_for_participants):
                 left = deadline - self.clock()
                 if left <= 0:
                     break
@@ -110,7 +136,7 @@ class GroupCommit:
     def __init__(self, fhir: Any, *, max_entries: int, max_wait_s: float) -> None:
         self.fhir = fhir
         self.batcher: Batcher[dict[str, Any], str | None] = Batcher(
-            self._flush, max_items=max_entries, max_wait_s=max_wait_s
+            self._flush, max_items=max_entries, max_wait_s=max_wait_s, wait_for_participants=True
         )
 
     def _flush(self, resources: list[dict[str, Any]]) -> list[str | None]:
@@ -133,6 +159,9 @@ class GroupCommit:
             details = "; ".join(f"{url}: {reason}" for url, reason in report.rejected[:5])
             raise FhirRejected(f"{len(report.rejected)} resources refused by the FHIR server: {details}")
         return report
+
+    def participant(self) -> contextlib.AbstractContextManager[None]:
+        return self.batcher.participant()
 
     @property
     def requests(self) -> int:

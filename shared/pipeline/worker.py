@@ -9,8 +9,10 @@ the processor of its source, and decide what a failure means.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -37,9 +39,14 @@ class RawRecordWorker:
     store: RawRecordStore
     processors: Mapping[str, Processor]
     max_attempts: int
+    participant: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
 
     def handle(self, message: str | bytes, dequeue_count: int) -> Outcome:
         envelope = replace(RawEnvelope.from_json(message), attempt=dequeue_count)
+        with self.participant():  # the group commit's round waits for this record
+            return self._handle(envelope, dequeue_count)
+
+    def _handle(self, envelope: RawEnvelope, dequeue_count: int) -> Outcome:
         try:
             if envelope.body is not None:
                 self.store.archive_body(envelope)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from shared.clients.transport import http_session
 from shared.errors import DependencyError, HubError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class WithingsClient:
         self.budget = budget or (lambda: None)
         self.timeout_s = timeout_s
         self.clock = clock
-        self.http = requests.Session()
+        self.http = http_session()
 
     # -- OAuth --------------------------------------------------------------------------------
     def _oauth(self) -> OAuth2Session:
