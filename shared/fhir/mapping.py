@@ -237,7 +237,8 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
 
 def _add_context(resource: dict[str, Any], measurement: Measurement) -> None:
     """Interpretation, notes and the elements an incoming Observation carried (not the common case)."""
-    passthrough = {name: orjson.loads(text) for name, text in measurement.fhir_elements}
+    elements = measurement.fhir_elements
+    passthrough = {name: orjson.loads(text) for name, text in elements} if elements else {}
     interpretation = [{"coding": [_coding(c)], "text": c.display or c.code} for c in measurement.interpretations]
     if measurement.interpretation and not measurement.interpretations:
         interpretation.append({"text": measurement.interpretation})
@@ -274,9 +275,15 @@ def _note_value(value: str | bool | float) -> str:
 _COMPONENT_CODINGS: dict[str, Coding] = {**BLOOD_PRESSURE_COMPONENTS, **ECG_COMPONENTS, "meal": MEAL_CONTEXT}
 
 
+# Built once and shared by every component of that name, like the meta, category and code of
+# an Observation (treat mapped resources as read-only).
+_COMPONENT_CODES: dict[str, dict[str, Any]] = {
+    name: {"coding": [_coding(coding)]} for name, coding in _COMPONENT_CODINGS.items()
+}
+
+
 def _component(component: Component) -> dict[str, Any]:
-    coding = _COMPONENT_CODINGS.get(component.name)
-    part: dict[str, Any] = {"code": {"coding": [_coding(coding)]} if coding else {"text": component.name}}
+    part: dict[str, Any] = {"code": _COMPONENT_CODES.get(component.name) or {"text": component.name}}
     if component.quantity is not None:
         part["valueQuantity"] = _quantity(component.quantity)
     elif component.coded is not None:

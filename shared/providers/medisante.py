@@ -3,7 +3,6 @@ same element names. (The portal's "FHIR standard" goes through ``providers.fhir_
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Callable
 from typing import Any
@@ -107,25 +106,31 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
     metadata = require_mapping(document.get("metadata"), "metadata")
     correlation_id = require_text(metadata.get("correlationId"), "metadata.correlationId")
     measurement_type = require_text(metadata.get("measurementType"), "metadata.measurementType")
-    device = device_identity(require_mapping(document.get("device"), "device"))
+    device_document = require_mapping(document.get("device"), "device")
+    device = device_identity(device_document)
     measurements = require_mapping(document.get("measurements"), "measurements")
-    effective = parse_instant(measurements.get("timestamp"), "measurements.timestamp")
-    zone = zone_info(optional_text(require_mapping(document.get("device"), "device").get("timezone")))
-    if zone is not None and effective.utcoffset() == dt.timedelta(0):
-        effective = effective.astimezone(zone)  # an epoch timestamp: the same instant, the device's offset
+    timestamp = measurements.get("timestamp")
+    effective = parse_instant(timestamp, "measurements.timestamp")
+    if not isinstance(timestamp, str) or timestamp.strip().isdigit():  # epoch seconds: UTC, no offset given
+        zone = zone_info(optional_text(device_document.get("timezone")))
+        if zone is not None:
+            effective = effective.astimezone(zone)  # the same instant, with the device's offset
     issued = parse_instant(metadata["receivedTime"], "metadata.receivedTime") if metadata.get("receivedTime") else None
-    raw_annotations = measurements.get("annotations")
-    annotations = _annotations(raw_annotations)
+    annotations = _annotations(measurements.get("annotations"))
     flags = _flags(annotations)
-    # What is coded is no longer repeated in the note; what is not (a false flag, an unknown meal
-    # marker) stays there as the device sent it.
-    coded_names = ({"irregularHeartBeat"} if flags else set()) | ({"mealMarker"} if _meal(annotations) else set())
-    annotations = tuple((key, value) for key, value in annotations if key not in coded_names)
+    meal = _meal(annotations)
+    if flags or meal:
+        # What is coded is no longer repeated in the note; what is not (a false flag, an
+        # unknown meal marker) stays there as the device sent it.
+        coded_names = ({"irregularHeartBeat"} if flags else set()) | ({"mealMarker"} if meal else set())
+        annotations = tuple((key, value) for key, value in annotations if key not in coded_names)
+    meal_context = (Component("meal", None, coded=MEAL_TIMING[meal]),) if meal else ()
 
     def reading(kind: Kind, suffix: str, **fields: Any) -> Measurement:
-        interpretations = fields.pop("interpretations", ())
-        if kind in (Kind.BLOOD_PRESSURE, Kind.HEART_RATE):
-            interpretations = (*flags, *interpretations)
+        if flags and kind in (Kind.BLOOD_PRESSURE, Kind.HEART_RATE):
+            fields["interpretations"] = (*flags, *fields.get("interpretations", ()))
+        if meal_context and kind is Kind.GLUCOSE:
+            fields["components"] = meal_context
         return Measurement(
             kind=kind,
             source=SOURCE,
@@ -134,7 +139,6 @@ def parse_document(document: dict[str, Any]) -> ParseResult:
             device=device,
             issued=issued,
             annotations=annotations,
-            interpretations=interpretations,
             **fields,
         )
 
@@ -181,15 +185,12 @@ def _glucose(measurements: dict[str, Any], reading: Reading, result: ParseResult
         quantity = Quantity(value, _MG_UNITS[unit])
     else:
         raise InvalidPayload("measurements.glucose.unit must be mmol/L or mg/dL")
-    meal = _meal(_annotations(measurements.get("annotations")))
-    components = (Component("meal", None, coded=MEAL_TIMING[meal]),) if meal else ()
     result.readings.append(
         reading(
             Kind.GLUCOSE,
             "glucose",
             value=quantity,
             method="glucometer",
-            components=components,
             interpretations=_verdict(measurements, "glucose"),
         )
     )
