@@ -63,16 +63,9 @@ class Tour:
         self.refused_at_ingress: list[tuple[str, str, str]] = []  # (source, id, reason)
 
     def admin_token(self) -> str:
-        from shared.localstack import LOCAL_ADMIN_AUDIENCE, LOCAL_ADMIN_CLIENT, local_token_url
+        from shared.localstack import local_client_token
 
-        answer = self.http.post(
-            local_token_url(),
-            data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
-            auth=LOCAL_ADMIN_CLIENT,
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return str(answer.json()["access_token"])
+        return local_client_token()
 
     def patient(self) -> None:
         patient = {"resourceType": "Patient", "id": PATIENT, "name": [{"given": ["Anna"], "family": "Demo"}]}

@@ -135,20 +135,9 @@ def _withings_resubscribe(_: argparse.Namespace) -> int:
 
 def _admin_token(_: argparse.Namespace) -> int:
     """A local admin access token from the OIDC simulator (local stack only)."""
-    import requests
+    from shared.localstack import local_client_token
 
-    from shared.localstack import LOCAL_ADMIN_AUDIENCE, LOCAL_ADMIN_CLIENT, local_token_url
-
-    response = requests.post(
-        local_token_url(),
-        data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
-        auth=LOCAL_ADMIN_CLIENT,
-        timeout=10,
-    )
-    if response.status_code != 200:
-        print(f"error: the local OIDC provider answered HTTP {response.status_code}", file=sys.stderr)
-        return 2
-    print(response.json()["access_token"])
+    print(local_client_token())  # a refusal is a HubError: main() prints it and exits 2
     return 0
 
 

@@ -85,3 +85,21 @@ def local_admin_issuer(version: int) -> str:
 
 def local_token_url() -> str:
     return f"{local_issuer()}/{LOCAL_TENANT_ID}/oauth2/v2.0/token"
+
+
+def local_client_token(client: tuple[str, str] = LOCAL_ADMIN_CLIENT) -> str:
+    """An access token for the hub's API from the OIDC simulator (client credentials grant);
+    ``ConfigurationError`` when the simulator refuses."""
+    import requests
+
+    from shared.errors import ConfigurationError
+
+    response = requests.post(
+        local_token_url(),
+        data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
+        auth=client,
+        timeout=10,
+    )
+    if response.status_code != 200:
+        raise ConfigurationError(f"the local OIDC provider answered HTTP {response.status_code}")
+    return str(response.json()["access_token"])

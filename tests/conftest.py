@@ -21,12 +21,11 @@ from azure.storage.queue import QueueClient
 from shared.clients.cosmos import COSMOS_CONTAINERS, ensure_containers
 from shared.composition import AppContext, get_context, reset_context
 from shared.localstack import (
-    LOCAL_ADMIN_AUDIENCE,
     LOCAL_ADMIN_CLIENT,
     LOCAL_MEDISANTE_API_KEY,
     LOCAL_NO_ROLE_CLIENT,
+    local_client_token,
     local_settings,
-    local_token_url,
 )
 from shared.pipeline.store import RawRecordStore
 
@@ -138,14 +137,7 @@ def clean_cosmos(context: AppContext) -> AppContext:
 
 def client_token(client: tuple[str, str]) -> str:
     """An access token from the local OIDC provider (client credentials grant)."""
-    response = requests.post(
-        local_token_url(),
-        data={"grant_type": "client_credentials", "scope": f"{LOCAL_ADMIN_AUDIENCE}/.default"},
-        auth=client,
-        timeout=10,
-    )
-    response.raise_for_status()
-    return str(response.json()["access_token"])
+    return local_client_token(client)
 
 
 @pytest.fixture(scope="session")
