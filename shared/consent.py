@@ -136,10 +136,11 @@ class ConsentCache:
     """The worker's consent look-ups, kept per process for ``ttl_s`` seconds: most records of a
     patient come in bursts, and a Cosmos read per record costs more than the FHIR write.
 
-    Invalidation: a change made through this process's store (a grant, a revocation) applies
-    at once; a change made by another instance applies here within ``ttl_s``
-    (``CONSENT_CACHE_SECONDS``; 0 reads every time). A revoked consent stops writes within
-    that time."""
+    Only an active consent is kept: a missing or inactive one is read again every time, so a
+    consent granted anywhere applies at once and no reading is refused on a stale "no". A
+    change made through this process's store applies at once; a revocation made by another
+    instance applies here within ``ttl_s`` (``CONSENT_CACHE_SECONDS``; 0 reads every time): a
+    revoked consent stops writes within that time."""
 
     def __init__(self, store: ConsentStore, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
@@ -157,8 +158,9 @@ class ConsentCache:
         if entry is not None and now - entry[0] < self.ttl_s:
             return entry[1]
         record = self.store.find(patient_id, source)
-        with self._lock:
-            self._entries[key] = (now, record)
+        if record is not None and record.get("status") == "active":
+            with self._lock:
+                self._entries[key] = (now, record)
         return record
 
     def invalidate(self, patient_id: str, source: str) -> None:

@@ -185,6 +185,16 @@ def test_a_revocation_elsewhere_stops_writes_within_the_cache_time(stack: AppCon
         ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
     )
     assert status(stack_cache) == "active"  # this process's change: at once
+    other_instance.revoke(consent_id("medisante", "anna"), "clinic")
+    other_instance.grant(
+        ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
+    )
+    never_active = ConsentCache(stack.consents, ttl_s=30, clock=lambda: now[0])
+    assert never_active.find("bob", "medisante") is None  # not consented: read again every time
+    other_instance.grant(
+        ConsentGrant(patientId="bob", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
+    )
+    assert never_active.find("bob", "medisante") is not None  # a grant elsewhere applies at once
 
 
 def test_the_batcher_flushes_when_full_without_waiting():
