@@ -16,7 +16,7 @@ import azure.functions as func
 
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, read_json_model, require_media_type
-from shared.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from shared.errors import BadRequest, Forbidden, HubError, NotFound, Unauthorized, Unprocessable
 from shared.providers.common import load_json
 from shared.providers.healthkit import FORMAT
 
@@ -90,7 +90,14 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
         ("login-account", credentials.username, settings.login_max_failures_per_account),
     ]
     context.throttle.take_all(limits, "too many failed logins; try again later")  # counted before checking
-    profile = context.identity.authenticate(credentials.username, credentials.password)
+    try:
+        profile = context.identity.authenticate(credentials.username, credentials.password)
+    except Unauthorized:
+        raise  # a wrong password: it stays counted
+    except HubError:  # the provider failed, or the account has no patient: not a guess
+        for kind, subject, _ in limits:
+            context.throttle.give_back(kind, subject)
+        raise
     context.throttle.clear("login-account", credentials.username)
     context.throttle.give_back("login-address", address)  # only failures count against an address
     sid, session = context.sessions.create(profile)
