@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import azure.functions as func
 
 from shared.api import withings as withings_api
-from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.clients.storage import queue_client
 from shared.composition import get_context, reset_context
 from shared.localstack import local_settings
+from shared.names import WITHINGS_SYNC_QUEUE
 
 LIMIT_S = 2.0
 

@@ -162,7 +162,7 @@ def prepare(context: Any) -> None:
         headers={"content-type": "application/fhir+json"},
         timeout=10,
     ).raise_for_status()
-    from shared.device_models import AssignRequest
+    from shared.devices.models import AssignRequest
 
     request = AssignRequest.model_validate(
         {
@@ -305,10 +305,10 @@ def main() -> None:
 
 def withings_backfill(context: Any, calls: Calls, options: QueueOptions) -> list[tuple[str, str]]:
     from shared.clients.cosmos import delete_if_present
-    from shared.consent_models import ConsentGrant
-    from shared.withings.budget import BUDGET_ID
-    from shared.withings.client import Tokens
-    from shared.withings.jobs import SyncJob
+    from shared.consent.models import ConsentGrant
+    from shared.sources.withings.budget import BUDGET_ID
+    from shared.sources.withings.client import Tokens
+    from shared.sources.withings.jobs import SyncJob
 
     delete_if_present(context.withings_budget.container, BUDGET_ID, BUDGET_ID)  # a fresh minute's budget
     api = context.settings.withings_api_url

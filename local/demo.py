@@ -198,9 +198,9 @@ class Tour:
         return found
 
     def wait(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        from shared.clients.names import WITHINGS_SYNC_QUEUE
         from shared.clients.storage import queue_client
         from shared.composition import get_context
+        from shared.names import WITHINGS_SYNC_QUEUE
 
         context = get_context()
         queues = [context.raw_store.queue, queue_client(context.settings, WITHINGS_SYNC_QUEUE)]

@@ -60,7 +60,7 @@ def _withings_notification(text: str) -> int:
     """A notification form as Withings posts it: nothing to write (an empty batch), and a note
     on stderr saying what the hub does with it instead."""
     from shared.fhir.mapping import batch_bundle
-    from shared.withings.notifications import parse_notification, what_the_hub_does
+    from shared.sources.withings.notifications import parse_notification, what_the_hub_does
 
     try:
         job = parse_notification(text.strip().encode("utf-8"))

@@ -14,36 +14,49 @@ from azure.cosmos import DatabaseProxy
 from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
-from shared.bff.identity import USERS_CONTAINER, DirectoryIdentityProvider, IdentityProvider, OidcIdentityProvider
-from shared.bff.sessions import SESSIONS_CONTAINER, SessionStore
-from shared.bff.throttle import THROTTLE_CONTAINER, Throttle
-from shared.bff.uploads import HealthKitIngestion
+from shared.bff.identity import DirectoryIdentityProvider, IdentityProvider, OidcIdentityProvider
+from shared.bff.sessions import SessionStore
+from shared.bff.throttle import Throttle
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
-from shared.clients.names import LOCKS_CONTAINER, RESET_OUTBOX_QUEUE, WITHINGS_SYNC_POISON_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.clients.storage import container_client, queue_client
-from shared.consent import AUDIT_CONTAINER, CONSENTS_CONTAINER, ConsentAudit, ConsentCache, ConsentStore
-from shared.corrections import AttributionCorrection
-from shared.devices import DEVICES_CONTAINER, DeviceRegistry
+from shared.consent.registry import ConsentAudit, ConsentCache, ConsentStore
+from shared.devices.corrections import AttributionCorrection
+from shared.devices.registry import DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
 from shared.fhir.patients import PatientDirectory
 from shared.logs import configure_logging
+from shared.names import (
+    AUDIT_CONTAINER,
+    CONSENTS_CONTAINER,
+    CURSORS_CONTAINER,
+    DELETION_LOG_CONTAINER,
+    DEVICES_CONTAINER,
+    LOCKS_CONTAINER,
+    PARKED_CONTAINER,
+    RESET_OUTBOX_QUEUE,
+    SESSIONS_CONTAINER,
+    THROTTLE_CONTAINER,
+    USERS_CONTAINER,
+    WITHINGS_CONTAINER,
+    WITHINGS_SYNC_POISON_QUEUE,
+    WITHINGS_SYNC_QUEUE,
+)
 from shared.pipeline.batching import Batcher, GroupCommit
-from shared.pipeline.deletions import DELETION_LOG_CONTAINER, Deletions
-from shared.pipeline.parking import PARKED_CONTAINER, ParkedReadings
+from shared.pipeline.deletions import Deletions
+from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
 from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import RawRecordWorker
 from shared.settings import Settings, get_settings
-from shared.withings.budget import CallBudget
-from shared.withings.client import WithingsClient
-from shared.withings.connect import WithingsConnector, derived_secret
-from shared.withings.state import StateSigner
-from shared.withings.sync import CURSORS_CONTAINER, Cursors, SyncJobRunner, WithingsSync
-from shared.withings.tokens import TokenStore
-
-WITHINGS_CONTAINER = "withings"
+from shared.sources.healthkit.uploads import HealthKitIngestion
+from shared.sources.withings.budget import CallBudget
+from shared.sources.withings.client import WithingsClient
+from shared.sources.withings.connect import AccountUnlinker, WithingsConnector, derived_secret
+from shared.sources.withings.state import StateSigner
+from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
+from shared.sources.withings.tokens import TokenStore
 
 
 @dataclass
@@ -145,13 +158,8 @@ class AppContext:
 
     @cached_property
     def withings_tokens(self) -> TokenStore:
-        def lost_grant(userid: str) -> None:
-            record = self.consents.find_by_account("withings", userid)
-            if record is not None:
-                self.consents.set_status(record["id"], "needs-reconsent", "withings-refresh")
-
         locks = container_client(self.settings, LOCKS_CONTAINER)
-        return TokenStore(self.secrets, locks, self.withings_client, lost_grant)
+        return TokenStore(self.secrets, locks, self.withings_client, self.consents)
 
     @cached_property
     def withings_jobs(self) -> SyncJobRunner:
@@ -164,7 +172,7 @@ class AppContext:
             raw_store=self.raw_store,
             unknown_users=self.cosmos.get_container_client(WITHINGS_CONTAINER),
             backfill=dt.timedelta(days=settings.withings_backfill_days),
-            unlink=lambda userid: self.withings_connector.unlink(userid),
+            unlinker=self.withings_unlinker,
         )
         return SyncJobRunner(
             sync, self.withings_budget, self.withings_sync_queue, self.cosmos.get_container_client(WITHINGS_CONTAINER)
@@ -192,9 +200,19 @@ class AppContext:
             authorize_endpoint=settings.withings_authorize_url,
             scopes=settings.withings_scopes,
             redirect_uri=f"{base}/api/withings/callback",
-            notify_url=f"{base}/api/withings/notify/{self.withings_notify_secret}",
-            enqueue=lambda job: self.withings_jobs.enqueue(job),
+            notify_url=self._withings_notify_url,
+            unlinker=self.withings_unlinker,
+            jobs=self.withings_sync_queue,
         )
+
+    @property
+    def _withings_notify_url(self) -> str:
+        base = (self.settings.withings_public_base_url or "").rstrip("/")
+        return f"{base}/api/withings/notify/{self.withings_notify_secret}"
+
+    @cached_property
+    def withings_unlinker(self) -> AccountUnlinker:
+        return AccountUnlinker(self.withings_client, self.withings_tokens, self.consents, self._withings_notify_url)
 
     @cached_property
     def directory(self) -> DirectoryIdentityProvider:

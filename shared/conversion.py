@@ -9,7 +9,10 @@ from typing import Any
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import MappedReadings, PatientResolver, map_readings
 from shared.measurement import ParseResult
-from shared.providers import fhir_standard, healthkit, medisante, withings
+from shared.sources.healthkit import parser as healthkit
+from shared.sources.medisante import fhir_standard
+from shared.sources.medisante import parser as medisante
+from shared.sources.withings import parser as withings
 
 Parser = Callable[..., ParseResult]
 

@@ -18,7 +18,7 @@ import requests
 from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient
 
-from shared.clients.cosmos import COSMOS_CONTAINERS, ensure_containers
+from shared.clients.cosmos import ensure_containers
 from shared.composition import AppContext, get_context, reset_context
 from shared.localstack import (
     LOCAL_ADMIN_CLIENT,
@@ -27,6 +27,7 @@ from shared.localstack import (
     local_client_token,
     local_settings,
 )
+from shared.names import COSMOS_CONTAINERS
 from shared.pipeline.store import RawRecordStore
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 from shared import conversion
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import map_readings
-from shared.providers import fhir_standard, healthkit, medisante, withings
+from shared.sources.healthkit import parser as healthkit
+from shared.sources.medisante import fhir_standard
+from shared.sources.medisante import parser as medisante
+from shared.sources.withings import parser as withings
 from tests.conftest import FIXTURES
 from tests.fhir_validation import profile_issues, validate
 

@@ -19,7 +19,7 @@ from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
 from shared.composition import AppContext, reset_context
-from shared.device_types import registry_id
+from shared.devices.types import registry_id
 from shared.localstack import LOCAL_ADMIN_AUDIENCE, local_admin_issuer, local_issuer
 from shared.pipeline.store import RawRecordStore
 from tests.conftest import (

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from shared.clients.names import RAW_QUEUE, WITHINGS_SYNC_QUEUE
+from shared.names import RAW_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.settings import Settings
 from tests.conftest import REPO
 

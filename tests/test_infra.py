@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.clients.cosmos import COSMOS_CONTAINERS
-from shared.clients.names import BLOB_CONTAINERS, QUEUES
 from shared.errors import ConfigurationError
+from shared.names import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
 from shared.settings import Settings, get_settings, reset_settings_cache
 from tests.conftest import REPO
 

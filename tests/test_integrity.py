@@ -25,8 +25,8 @@ from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import withings as withings_api
 from shared.composition import AppContext, reset_context
-from shared.consent_models import consent_id
-from shared.device_types import DEVICE_TYPE_KINDS, registry_id
+from shared.consent.models import consent_id
+from shared.devices.types import DEVICE_TYPE_KINDS, registry_id
 from shared.localstack import (
     LOCAL_ADMIN_AUDIENCE,
     LOCAL_ADMIN_CLIENT,
@@ -289,7 +289,7 @@ WITHINGS_USER = "98765432"
 def test_no_person_identifier_reaches_a_log_line_at_info_or_above(
     stack: AppContext, store: RawRecordStore, admin_token: str, monkeypatch: pytest.MonkeyPatch, caplog
 ):
-    from shared.withings.client import Tokens
+    from shared.sources.withings.client import Tokens
 
     caplog.set_level(logging.INFO)
     put_patient(stack.settings.fhir_url, PERSON)
@@ -349,7 +349,8 @@ def test_a_poisoned_record_logs_its_frames_but_not_its_message(
 
 
 def test_concurrent_cursor_moves_end_at_the_newest(stack: AppContext):
-    from shared.withings.sync import CURSORS_CONTAINER, Cursors
+    from shared.names import CURSORS_CONTAINER
+    from shared.sources.withings.sync import Cursors
 
     cursors = Cursors(stack.cosmos.get_container_client(CURSORS_CONTAINER))
     values = [1_700_000_000 + n * 60 for n in range(12)]

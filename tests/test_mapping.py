@@ -10,7 +10,7 @@ import pytest
 from shared import conversion
 from shared.fhir.mapping import ECG_CHUNK_SAMPLES, batch_bundle, entered_in_error, map_readings, observation
 from shared.measurement import Kind, Measurement, Quantity, SampledSignal
-from shared.providers import withings
+from shared.sources.withings import parser as withings
 from tests.conftest import FIXTURES
 from tests.fhir_validation import validate
 

@@ -13,7 +13,10 @@ from shared import conversion, plausibility
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import batch_bundle
 from shared.measurement import Coding, Component, Kind, Measurement, ParseResult, Quantity
-from shared.providers import fhir_standard, healthkit, medisante, withings
+from shared.sources.healthkit import parser as healthkit
+from shared.sources.medisante import fhir_standard
+from shared.sources.medisante import parser as medisante
+from shared.sources.withings import parser as withings
 from tests.conftest import FIXTURES
 
 

@@ -11,7 +11,7 @@ import pytest
 from shared.api import medisante as medisante_api
 from shared.api import pipeline as pipeline_api
 from shared.composition import AppContext
-from shared.consent_models import ConsentGrant
+from shared.consent.models import ConsentGrant
 from shared.errors import DependencyError
 from shared.pipeline import replay
 from shared.pipeline.envelope import RawEnvelope

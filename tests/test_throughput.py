@@ -15,8 +15,8 @@ import requests
 
 from shared.api import pipeline as pipeline_api
 from shared.composition import AppContext, get_context, reset_context
-from shared.consent import ConsentCache
-from shared.consent_models import consent_id
+from shared.consent.models import consent_id
+from shared.consent.registry import ConsentCache
 from shared.fhir.client import FhirClient
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.store import RawRecordStore
@@ -179,7 +179,7 @@ def test_a_revocation_elsewhere_stops_writes_within_the_cache_time(stack: AppCon
     assert status(cache) == "revoked"  # past it: refused
     stack_cache = ConsentCache(stack.consents, ttl_s=30, clock=lambda: now[0])
     assert status(stack_cache) == "revoked"
-    from shared.consent_models import ConsentGrant
+    from shared.consent.models import ConsentGrant
 
     stack.consents.grant(
         ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"

@@ -20,14 +20,14 @@ from local.functions_host import serving
 from shared import cli
 from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
-from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.clients.storage import queue_client
 from shared.composition import AppContext, reset_context
-from shared.withings.budget import CallBudget
-from shared.withings.client import Tokens, WithingsClient
-from shared.withings.jobs import SyncJob
-from shared.withings.sync import SyncJobRunner
-from shared.withings.tokens import NeedsReconsent, secret_name
+from shared.names import WITHINGS_SYNC_QUEUE
+from shared.sources.withings.budget import CallBudget
+from shared.sources.withings.client import Tokens, WithingsClient
+from shared.sources.withings.jobs import SyncJob
+from shared.sources.withings.sync import SyncJobRunner
+from shared.sources.withings.tokens import NeedsReconsent, secret_name
 from tests.conftest import FIXTURES, answer, drive, put_patient, search, send
 
 USERID = "12345"

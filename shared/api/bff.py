@@ -17,8 +17,8 @@ import azure.functions as func
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, read_json_model, require_media_type
 from shared.errors import BadRequest, Forbidden, HubError, NotFound, Unauthorized, Unprocessable
-from shared.providers.common import load_json
-from shared.providers.healthkit import FORMAT
+from shared.sources.healthkit.parser import FORMAT
+from shared.sources.parsing import load_json
 
 if TYPE_CHECKING:
     from shared.bff.sessions import Session
@@ -81,7 +81,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
     require_allowed_origin(context, req)
-    from shared.bff.requests import LoginRequest
+    from shared.sources.healthkit.requests import LoginRequest
 
     credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
     address = client_address(req, settings.client_address_trusted_hops)
@@ -122,7 +122,7 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
     require_allowed_origin(context, req)
-    from shared.bff.requests import ResetRequest
+    from shared.sources.healthkit.requests import ResetRequest
 
     request = read_json_model(req, ResetRequest, settings.max_body_bytes)
     limit = settings.reset_max_requests_per_hour
@@ -143,7 +143,7 @@ def confirm_password_reset(req: func.HttpRequest) -> func.HttpResponse:
     identity = context.identity
     if not isinstance(identity, DirectoryIdentityProvider):
         raise NotFound("password resets are completed at the identity provider")
-    from shared.bff.requests import ResetConfirmation
+    from shared.sources.healthkit.requests import ResetConfirmation
 
     request = read_json_model(req, ResetConfirmation, context.settings.max_body_bytes)
     identity.confirm_password_reset(request.token, request.new_password)

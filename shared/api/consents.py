@@ -7,7 +7,7 @@ import azure.functions as func
 from shared.api.context import get_context
 from shared.api.devices import ANONYMOUS, admin
 from shared.api.http import endpoint, json_response, query_param, read_json_model
-from shared.device_types import PROVIDERS, public_view
+from shared.devices.types import PROVIDERS, public_view
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -17,7 +17,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 def grant_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     principal = admin(context, req)
-    from shared.consent_models import ConsentGrant
+    from shared.consent.models import ConsentGrant
     grant = read_json_model(req, ConsentGrant, context.settings.max_body_bytes)
     patient_id = context.patients.resolve(grant.patient_id)
     record, created = context.consents.grant(grant.model_copy(update={"patient_id": patient_id}), principal.subject)

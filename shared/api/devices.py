@@ -15,12 +15,12 @@ from shared.api.bff import current_session, session_id
 from shared.api.context import get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
 from shared.auth import Principal, admin_validator
-from shared.device_types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS, PROVIDERS, public_view, registry_id
+from shared.devices.types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS, PROVIDERS, public_view, registry_id
 from shared.errors import Forbidden
 
 if TYPE_CHECKING:
     from shared.composition import AppContext
-    from shared.device_models import AssignRequest
+    from shared.devices.models import AssignRequest
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def admin(context: AppContext, req: func.HttpRequest) -> Principal:
 def register_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     admin(context, req)
-    from shared.device_models import DeviceRegistration
+    from shared.devices.models import DeviceRegistration
     registration = read_json_model(req, DeviceRegistration, context.settings.max_body_bytes)
     device, created = context.devices.register(registration)
     return json_response(public_view(device), status=201 if created else 200)
@@ -74,11 +74,11 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     if req.headers.get("authorization") or not session_id(req):
         principal = admin(context, req)
-        from shared.device_models import AssignRequest
+        from shared.devices.models import AssignRequest
         request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
         return json_response(public_view(assign(context, request, principal.subject)))
     session = current_session(context, req)
-    from shared.device_models import AssignRequest
+    from shared.devices.models import AssignRequest
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
     if request.device_provider not in PATIENT_ASSIGNABLE_PROVIDERS:
         raise Forbidden(
@@ -101,7 +101,7 @@ def assign(
     """Registers the device if unknown, opens the assignment, records the clinic's consent for
     the device's kinds (``clinic_attests``), and re-drives the parked readings the assignment
     now covers."""
-    from shared.consent_models import ConsentGrant
+    from shared.consent.models import ConsentGrant
 
     patient_id = request.assigned_patient_id
     if not patient_checked:
@@ -142,7 +142,7 @@ def correct_attribution(req: func.HttpRequest) -> func.HttpResponse:
     right patient's (new Observations; the wrong patient's are marked entered-in-error)."""
     context = get_context()
     principal = admin(context, req)
-    from shared.device_models import CorrectionRequest
+    from shared.devices.models import CorrectionRequest
     request = read_json_model(req, CorrectionRequest, context.settings.max_body_bytes)
     context.devices.get(req.route_params.get("id", ""))  # 404 before anything else
     patient_id = context.patients.resolve(request.patient_id)

@@ -22,7 +22,7 @@ from shared.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from shared.providers.common import load_json
+from shared.sources.parsing import load_json
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

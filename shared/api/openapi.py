@@ -10,7 +10,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.api.http import endpoint, json_response
-from shared.device_types import DEVICE_TYPE_KINDS, PROVIDERS
+from shared.devices.types import DEVICE_TYPE_KINDS, PROVIDERS
 from shared.measurement import Kind
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -130,9 +130,9 @@ _ERROR = {
 
 @functools.cache
 def document() -> dict[str, Any]:
-    from shared.bff.requests import LoginRequest, ResetConfirmation, ResetRequest
-    from shared.consent_models import ConsentGrant
-    from shared.device_models import AssignRequest, CorrectionRequest, DeviceRegistration
+    from shared.consent.models import ConsentGrant
+    from shared.devices.models import AssignRequest, CorrectionRequest, DeviceRegistration
+    from shared.sources.healthkit.requests import LoginRequest, ResetConfirmation, ResetRequest
 
     schemas: dict[str, Any] = {
         "DeviceRegistration": _model_schema(DeviceRegistration),

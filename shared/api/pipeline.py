@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.api.context import get_context
-from shared.clients.names import RAW_QUEUE
+from shared.names import RAW_QUEUE
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

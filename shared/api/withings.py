@@ -16,9 +16,9 @@ from shared.api.bff import client_address, current_session, session_id
 from shared.api.context import get_context
 from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
-from shared.clients.names import WITHINGS_SYNC_QUEUE
 from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
+from shared.names import WITHINGS_SYNC_QUEUE
 
 if TYPE_CHECKING:
     from shared.composition import AppContext
@@ -118,8 +118,8 @@ def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
         raise Forbidden("the sender is not in the allowed networks")
     if req.method == "HEAD":
         return func.HttpResponse(status_code=200)
-    from shared.withings.jobs import enqueue_job
-    from shared.withings.notifications import parse_notification
+    from shared.sources.withings.jobs import enqueue_job
+    from shared.sources.withings.notifications import parse_notification
 
     job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
     try:
@@ -144,7 +144,7 @@ def withings_poller(timer: func.TimerRequest) -> None:
     if not settings.withings_configured:
         return
     limit = max(1, settings.withings_calls_per_minute * POLL_SPREAD_S // 60 // CALLS_PER_JOB)
-    from shared.withings.sync import due_jobs
+    from shared.sources.withings.sync import due_jobs
 
     jobs = due_jobs(
         context.consents,

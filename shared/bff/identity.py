@@ -27,7 +27,6 @@ from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unau
 
 log = logging.getLogger(__name__)
 
-USERS_CONTAINER = "users"
 WRONG_CREDENTIALS = "invalid username or password"
 
 

@@ -20,7 +20,6 @@ from shared.clients.cosmos import delete_if_present
 from shared.clock import instant_text, utc_now
 from shared.errors import Unauthorized
 
-SESSIONS_CONTAINER = "sessions"
 _TOUCH_EVERY = dt.timedelta(minutes=1)  # idle expiry moves at most once a minute: fewer writes
 
 

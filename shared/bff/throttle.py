@@ -20,7 +20,6 @@ from shared.clients.cosmos import NoChange, delete_if_present, update_item
 from shared.clock import instant_text, utc_now
 from shared.errors import TooManyRequests
 
-THROTTLE_CONTAINER = "throttle"
 Limit = tuple[str, str, int]  # (kind, subject, attempts allowed per window)
 
 

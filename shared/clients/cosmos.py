@@ -15,23 +15,11 @@ from azure.cosmos import exceptions as cosmos_errors
 from shared.clients.identity import credential_for
 from shared.clients.transport import sdk_options
 from shared.errors import Conflict
+from shared.names import COSMOS_CONTAINERS
 from shared.settings import Settings
 
 Item = dict[str, Any]
 
-# Every container the app uses, with its partition key path. infra/ declares the same.
-COSMOS_CONTAINERS: dict[str, str] = {
-    "devices": "/id",
-    "consents": "/patientId",
-    "consent-audit": "/receiptId",
-    "parked-readings": "/receiptId",
-    "deletion-log": "/receiptId",
-    "users": "/id",
-    "sessions": "/id",
-    "throttle": "/id",
-    "withings": "/id",
-    "sync-cursors": "/id",
-}
 
 
 def cosmos_client(settings: Settings) -> CosmosClient:

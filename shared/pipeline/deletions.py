@@ -20,7 +20,6 @@ from shared.fhir.mapping import (
     reading_identifier_system,
 )
 
-DELETION_LOG_CONTAINER = "deletion-log"
 _SEARCH_CHUNK = 50
 
 

@@ -13,11 +13,9 @@ from azure.cosmos import ContainerProxy
 
 from shared.clients.cosmos import delete_if_present, update_item
 from shared.clock import instant_text, utc_now
-from shared.device_types import registry_id
-from shared.devices import Assignment, assignments_of
+from shared.devices.registry import Assignment, assignments_of
+from shared.devices.types import registry_id
 from shared.measurement import Measurement
-
-PARKED_CONTAINER = "parked-readings"
 
 
 class ParkedReadings:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared import conversion
-from shared.consent import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
-from shared.devices import Attribution, DeviceRegistry
+from shared.consent.registry import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
+from shared.devices.registry import Attribution, DeviceRegistry
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement

@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 
-from shared.clients import names
+from shared import names
 from shared.clients.storage import container_client, queue_client
 from shared.errors import DependencyError, NotFound
 from shared.pipeline.envelope import RawEnvelope, new_receipt_id

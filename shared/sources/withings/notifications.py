@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from shared.errors import BadRequest
-from shared.withings.jobs import APPLI_DOMAINS, USER_EVENT_APPLI, SyncJob
+from shared.sources.withings.jobs import APPLI_DOMAINS, USER_EVENT_APPLI, SyncJob
 
 KNOWN_APPLIS = frozenset({1, 2, 4, 16, 44, 46, 50, 51, 54, 55, 58})
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.device_types import DEVICE_TYPE_KINDS, PROVIDERS
+from shared.devices.types import DEVICE_TYPE_KINDS, PROVIDERS
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:

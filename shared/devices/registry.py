@@ -19,12 +19,11 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.cosmos import NoChange, filtered_query, update_item
 from shared.clock import instant_text, utc_now
-from shared.device_models import DeviceRegistration
-from shared.device_types import registry_id
+from shared.devices.models import DeviceRegistration
+from shared.devices.types import registry_id
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.measurement import DeviceIdentity, Measurement
 
-DEVICES_CONTAINER = "devices"
 _MAX_CONFLICT_RETRIES = 5
 
 

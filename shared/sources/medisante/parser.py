@@ -20,7 +20,7 @@ from shared.measurement import (
     ParseResult,
     Quantity,
 )
-from shared.providers.common import (
+from shared.sources.parsing import (
     load_json,
     optional_text,
     parse_bool,

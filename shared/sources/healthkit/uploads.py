@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import plausibility
-from shared.consent import ConsentStore
-from shared.consent_models import ConsentGrant
-from shared.device_models import DeviceRegistration
-from shared.devices import DeviceRegistry, assignments_of
+from shared.consent.models import ConsentGrant
+from shared.consent.registry import ConsentStore
+from shared.devices.models import DeviceRegistration
+from shared.devices.registry import DeviceRegistry, assignments_of
 from shared.errors import InvalidPayload, PayloadTooLarge
 from shared.measurement import DeviceIdentity, Measurement
 from shared.pipeline.processing import PATIENT_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
-from shared.providers import healthkit
+from shared.sources.healthkit import parser as healthkit
 
 SOURCE = "healthkit"
 FORMAT = healthkit.FORMAT

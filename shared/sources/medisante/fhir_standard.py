@@ -34,8 +34,8 @@ from shared.measurement import (
     RejectedReading,
     status_of,
 )
-from shared.providers.common import load_json, parse_instant, read_xml
-from shared.providers.medisante import SERIAL_SYSTEM
+from shared.sources.medisante.parser import SERIAL_SYSTEM
+from shared.sources.parsing import load_json, parse_instant, read_xml
 
 SOURCE = "medisante"
 _KIND_BY_LOINC: dict[str, Kind] = {

@@ -18,8 +18,9 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from shared.consent.registry import ConsentStore
 from shared.errors import DependencyError, HubError
-from shared.withings.client import Tokens, WithingsAuthError, WithingsClient
+from shared.sources.withings.client import Tokens, WithingsAuthError, WithingsClient
 
 LEASE_S = 30
 
@@ -40,13 +41,13 @@ class TokenStore:
         secrets: SecretClient,
         locks: ContainerClient,
         client: WithingsClient,
-        on_lost_grant: Callable[[str], None],
+        consents: ConsentStore,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.secrets = secrets
         self.locks = locks
         self.client = client
-        self.on_lost_grant = on_lost_grant
+        self.consents = consents
         self.clock = clock
 
     def save(self, tokens: Tokens) -> None:
@@ -93,7 +94,7 @@ class TokenStore:
             try:
                 fresh = self.client.refresh(tokens.refresh_token)
             except WithingsAuthError:
-                self.on_lost_grant(userid)
+                self.consents.require_reconsent("withings", userid, "withings-refresh")
                 raise NeedsReconsent(f"Withings refused the refresh token of user {userid}") from None
             self.save(fresh)  # the rotated refresh token is safe before the new access token is used
             return fresh.access_token

@@ -17,18 +17,18 @@ from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
 
 from shared.clients.cosmos import NoChange, update_item
-from shared.consent import ConsentStore
+from shared.consent.registry import ConsentStore
 from shared.pipeline.processing import PATIENT_ATTRIBUTE, WITHINGS_USER_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
-from shared.providers.withings import MEASTYPES
-from shared.withings.budget import BudgetExhausted, CallBudget
-from shared.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
-from shared.withings.jobs import DOMAINS, USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
-from shared.withings.tokens import NeedsReconsent, TokenStore
+from shared.sources.withings.budget import BudgetExhausted, CallBudget
+from shared.sources.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
+from shared.sources.withings.connect import AccountUnlinker
+from shared.sources.withings.jobs import DOMAINS, USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
+from shared.sources.withings.parser import MEASTYPES
+from shared.sources.withings.tokens import NeedsReconsent, TokenStore
 
 log = logging.getLogger(__name__)
 
-CURSORS_CONTAINER = "sync-cursors"
 _MEASTYPES = ",".join(str(t) for t in sorted(MEASTYPES))
 SYNC_OVERLAP_S = 300  # re-read the last minutes before the cursor: writes are idempotent
 
@@ -79,7 +79,7 @@ class WithingsSync:
     raw_store: RawRecordStore
     unknown_users: ContainerProxy
     backfill: dt.timedelta
-    unlink: Callable[[str], None]
+    unlinker: AccountUnlinker
     clock: Callable[[], float] = time.time
 
     def run(self, job: SyncJob) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class WithingsSync:
             return {"outcome": "unknown-user"}
         if job.appli == USER_EVENT_APPLI:
             if job.action in ("unlink", "delete"):
-                self.unlink(job.userid)
+                self.unlinker.unlink(job.userid)
                 return {"outcome": "unlinked"}
             return {"outcome": "ignored-user-event"}
         if consent.get("status") != "active":

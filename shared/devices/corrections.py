@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.clock import instant_text
-from shared.consent import ConsentStore
-from shared.consent_models import ConsentGrant
-from shared.device_types import DEVICE_TYPE_KINDS
-from shared.devices import DeviceRegistry
+from shared.consent.models import ConsentGrant
+from shared.consent.registry import ConsentStore
+from shared.devices.registry import DeviceRegistry
+from shared.devices.types import DEVICE_TYPE_KINDS
 from shared.errors import BadRequest
 from shared.fhir.client import FhirClient
 from shared.fhir.mapping import entered_in_error, observation_id

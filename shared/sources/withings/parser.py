@@ -27,7 +27,7 @@ from shared.measurement import (
     SampledSignal,
     Status,
 )
-from shared.providers.common import (
+from shared.sources.parsing import (
     EPOCH_LIMIT_S,
     epoch_in_zone,
     load_json,

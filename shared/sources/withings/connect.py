@@ -7,18 +7,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from shared.consent import ConsentStore
-from shared.consent_models import ConsentGrant
+from shared.consent.models import ConsentGrant
+from shared.consent.registry import ConsentStore
 from shared.errors import DependencyError
 from shared.measurement import Kind
-from shared.withings.client import WithingsClient, WithingsError
-from shared.withings.jobs import SUBSCRIBED_APPLIS, SyncJob
-from shared.withings.state import StateSigner
-from shared.withings.tokens import NeedsReconsent, TokenStore
+from shared.sources.withings.client import WithingsClient, WithingsError
+from shared.sources.withings.jobs import SUBSCRIBED_APPLIS, SyncJob, enqueue_job
+from shared.sources.withings.state import StateSigner
+from shared.sources.withings.tokens import NeedsReconsent, TokenStore
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,31 @@ def consent_scopes(granted: str) -> list[str]:
 
 
 @dataclass
+class AccountUnlinker:
+    """Ends a link, asked by the patient (disconnect) or by Withings (an unlink notification)."""
+
+    client: WithingsClient
+    tokens: TokenStore
+    consents: ConsentStore
+    notify_url: str
+
+    def unlink(self, userid: str, *, by: str = "withings") -> None:
+        """Unsubscribes (best effort: after an unlink Withings may refuse the token), deletes the
+        tokens and revokes the consent. Data already written stays."""
+        try:
+            token = self.tokens.access_token(userid)
+            for subscription in self.client.subscriptions(token):
+                if subscription.get("callbackurl") == self.notify_url:
+                    self.client.revoke(token, self.notify_url, int(subscription["appli"]))
+        except (WithingsError, NeedsReconsent, DependencyError) as exc:
+            log.warning("Withings unlink: unsubscribe skipped (%s); continuing", exc.code)
+        self.tokens.delete(userid)
+        record = self.consents.find_by_account("withings", userid)
+        if record is not None:
+            self.consents.revoke(record["id"], by)
+
+
+@dataclass
 class WithingsConnector:
     client: WithingsClient
     tokens: TokenStore
@@ -62,7 +90,8 @@ class WithingsConnector:
     scopes: str
     redirect_uri: str
     notify_url: str
-    enqueue: Callable[[SyncJob], None]
+    unlinker: AccountUnlinker
+    jobs: QueueClient
 
     def authorize_url(self, patient_id: str) -> str:
         query = {
@@ -86,7 +115,7 @@ class WithingsConnector:
         self.consents.grant(grant, recorded_by=f"withings-oauth:{tokens.userid}")
         for appli in SUBSCRIBED_APPLIS:
             self.client.subscribe(tokens.access_token, self.notify_url, appli)
-        self.enqueue(SyncJob(userid=tokens.userid))  # the initial backfill, every domain
+        enqueue_job(self.jobs, SyncJob(userid=tokens.userid))  # the initial backfill, every domain
         return patient_id, tokens.userid
 
     def resubscribe(self, userid: str) -> dict[str, int]:
@@ -107,16 +136,4 @@ class WithingsConnector:
         return {"revoked": revoked, "subscribed": len(missing)}
 
     def unlink(self, userid: str, *, by: str = "withings") -> None:
-        """Unsubscribes (best effort: after an unlink Withings may refuse the token), deletes the
-        tokens and revokes the consent. Data already written stays."""
-        try:
-            token = self.tokens.access_token(userid)
-            for subscription in self.client.subscriptions(token):
-                if subscription.get("callbackurl") == self.notify_url:
-                    self.client.revoke(token, self.notify_url, int(subscription["appli"]))
-        except (WithingsError, NeedsReconsent, DependencyError) as exc:
-            log.warning("Withings unlink: unsubscribe skipped (%s); continuing", exc.code)
-        self.tokens.delete(userid)
-        record = self.consents.find_by_account("withings", userid)
-        if record is not None:
-            self.consents.revoke(record["id"], by)
+        self.unlinker.unlink(userid, by=by)

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shared.device_models import StrictModel
-from shared.device_types import PROVIDERS
+from shared.devices.models import StrictModel
+from shared.devices.types import PROVIDERS
 from shared.measurement import Kind
 
 SCOPES = tuple(kind.value for kind in Kind)

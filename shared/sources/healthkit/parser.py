@@ -26,7 +26,7 @@ from shared.measurement import (
     RejectedReading,
     SampledSignal,
 )
-from shared.providers.common import load_json, optional_text, parse_bool, parse_instant, parse_number, zone_info
+from shared.sources.parsing import load_json, optional_text, parse_bool, parse_instant, parse_number, zone_info
 
 SOURCE = "healthkit"
 FORMAT = "healthkit-json"  # the one upload format: samples, deletions and permissions as JSON

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.device_models import StrictModel
+from shared.devices.models import StrictModel
 
 
 class LoginRequest(StrictModel):

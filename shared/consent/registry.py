@@ -16,13 +16,12 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.cosmos import NoChange, filtered_query, update_item
 from shared.clock import instant_text, utc_now
-from shared.consent_models import ConsentGrant, ConsentStatus, consent_id
-from shared.device_types import PROVIDERS
+from shared.consent.models import ConsentGrant, ConsentStatus, consent_id
+from shared.devices.types import PROVIDERS
 from shared.errors import BadRequest, NotFound
 from shared.measurement import Measurement
 
-CONSENTS_CONTAINER = "consents"
-AUDIT_CONTAINER = "consent-audit"
+
 class ConsentStore:
     def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.container = container
@@ -103,6 +102,13 @@ class ConsentStore:
         assert stored is not None
         self._changed(record["patientId"], record["source"])
         return stored
+
+    def require_reconsent(self, source: str, account_id: str, recorded_by: str) -> None:
+        """The source's grant is gone (a refresh token refused): the link stays, the patient is
+        asked to consent again, and the worker refuses the source's readings until then."""
+        record = self.find_by_account(source, account_id)
+        if record is not None:
+            self.set_status(record["id"], "needs-reconsent", recorded_by)
 
     def find_by_account(self, source: str, account_id: str) -> dict[str, Any] | None:
         """The consent that links a source's user (a Withings userid) to a patient."""

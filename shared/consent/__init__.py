@@ -1,0 +1,1 @@
+"""Consent records: who may send which kinds of readings for which patient."""

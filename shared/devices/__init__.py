@@ -1,0 +1,1 @@
+"""Devices, their assignments to patients, attribution of readings and corrections."""

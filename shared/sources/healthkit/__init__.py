@@ -1,0 +1,1 @@
+"""Apple HealthKit uploads from the patients' mobile app, through the BFF."""

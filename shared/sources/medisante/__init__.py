@@ -1,0 +1,1 @@
+"""Medisanté cellular devices: the webhook's payloads, in Medisanté's own format or FHIR."""
