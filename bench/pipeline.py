@@ -173,11 +173,10 @@ def prepare(context: Any) -> None:
             "from": "2026-01-01T00:00:00Z",
         }
     )
-    from shared.api.devices import assign
     from shared.errors import Conflict
 
     with contextlib.suppress(Conflict):  # assigned by an earlier run
-        assign(context, request, "bench")
+        context.assignment.by_clinic(request, "bench")
 
 
 def acknowledgements(url: str, senders: int, per_sender: int) -> tuple[float, float]:

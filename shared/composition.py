@@ -15,12 +15,15 @@ from azure.keyvault.secrets import SecretClient
 from azure.storage.queue import QueueClient
 
 from shared.bff.identity import DirectoryIdentityProvider, IdentityProvider, OidcIdentityProvider
+from shared.bff.login import Login, LoginLimits
 from shared.bff.sessions import SessionStore
 from shared.bff.throttle import Throttle
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
 from shared.clients.storage import container_client, queue_client
 from shared.consent.registry import ConsentAudit, ConsentCache, ConsentStore
+from shared.counters import FixedWindowCounter
+from shared.devices.assignment import DeviceAssignment
 from shared.devices.corrections import AttributionCorrection
 from shared.devices.registry import DeviceRegistry
 from shared.errors import ConfigurationError
@@ -51,9 +54,10 @@ from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import RawRecordWorker
 from shared.settings import Settings, get_settings
 from shared.sources.healthkit.uploads import HealthKitIngestion
-from shared.sources.withings.budget import CallBudget
+from shared.sources.withings import budget
 from shared.sources.withings.client import WithingsClient
 from shared.sources.withings.connect import AccountUnlinker, WithingsConnector, derived_secret
+from shared.sources.withings.poller import Poller
 from shared.sources.withings.state import StateSigner
 from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
@@ -114,6 +118,10 @@ class AppContext:
         return AttributionCorrection(self.devices, self.consents, self.fhir, self.parked, self.raw_store)
 
     @cached_property
+    def assignment(self) -> DeviceAssignment:
+        return DeviceAssignment(self.devices, self.consents, self.parked, self.raw_store, self.patients)
+
+    @cached_property
     def reset_outbox(self) -> QueueClient:
         return queue_client(self.settings, RESET_OUTBOX_QUEUE)
 
@@ -141,9 +149,10 @@ class AppContext:
         return derived_secret(self._withings_secret(), "notify")
 
     @cached_property
-    def withings_budget(self) -> CallBudget:
-        container = self.cosmos.get_container_client(WITHINGS_CONTAINER)
-        return CallBudget(container, self.settings.withings_calls_per_minute, self.settings.withings_rate_limit_pause_s)
+    def withings_budget(self) -> budget.CallBudget:
+        counter = FixedWindowCounter(self.cosmos.get_container_client(WITHINGS_CONTAINER), budget.WINDOW_S)
+        settings = self.settings
+        return budget.CallBudget(counter, settings.withings_calls_per_minute, settings.withings_rate_limit_pause_s)
 
     @cached_property
     def withings_client(self) -> WithingsClient:
@@ -177,6 +186,13 @@ class AppContext:
         return SyncJobRunner(
             sync, self.withings_budget, self.withings_sync_queue, self.cosmos.get_container_client(WITHINGS_CONTAINER)
         )
+
+    @cached_property
+    def withings_poller(self) -> Poller:
+        settings = self.settings
+        jobs = self.withings_jobs
+        max_age_s = settings.withings_poll_max_age_minutes * 60
+        return Poller(self.consents, jobs.sync.cursors, jobs, settings.withings_calls_per_minute, max_age_s)
 
     @cached_property
     def withings_sync_queue(self) -> QueueClient:
@@ -246,8 +262,18 @@ class AppContext:
 
     @cached_property
     def throttle(self) -> Throttle:
-        window = dt.timedelta(minutes=self.settings.throttle_window_minutes)
-        return Throttle(self.cosmos.get_container_client(THROTTLE_CONTAINER), window)
+        window_s = self.settings.throttle_window_minutes * 60
+        return Throttle(FixedWindowCounter(self.cosmos.get_container_client(THROTTLE_CONTAINER), window_s))
+
+    @cached_property
+    def login(self) -> Login:
+        settings = self.settings
+        limits = LoginLimits(
+            failures_per_address=settings.login_max_failures_per_address,
+            failures_per_account=settings.login_max_failures_per_account,
+            resets_per_hour=settings.reset_max_requests_per_hour,
+        )
+        return Login(self.identity, self.sessions, self.throttle, limits)
 
     @cached_property
     def healthkit_ingestion(self) -> HealthKitIngestion:

@@ -15,7 +15,7 @@ import requests
 from shared import cli
 from shared.api import bff as bff_api
 from shared.api import devices as devices_api
-from shared.api import healthkit as healthkit_api
+from shared.api import healthkit as hk_api
 from shared.api import pipeline as pipeline_api
 from shared.bff.identity import DirectoryIdentityProvider
 from shared.bff.sessions import SessionStore
@@ -63,7 +63,7 @@ def login(username: str, password: str = PASSWORD, address: str = "203.0.113.7")
 
 def upload(sid: str, document: dict[str, Any], format_name: str = "healthkit-json"):
     return answer(
-        request(bff_api.upload_health_data, "POST", "x", sid=sid, body=document, route_params={"format": format_name})
+        request(hk_api.upload_health_data, "POST", "x", sid=sid, body=document, route_params={"format": format_name})
     )
 
 
@@ -151,7 +151,7 @@ def test_iphone_and_watch_steps_stay_two_observations(stack: AppContext, store: 
     document = {"permissions": ["HKQuantityTypeIdentifierStepCount"], "samples": [steps, from_watch]}
     status, outcome = answer(
         request(
-            healthkit_api.healthkit_ingest,
+            hk_api.healthkit_ingest,
             "POST",
             "x",
             body=document,
@@ -177,7 +177,7 @@ def test_service_to_service_endpoint_needs_the_ingest_role_and_a_known_patient(s
         if patient:
             headers["x-patient-id"] = patient
         return request(
-            healthkit_api.healthkit_ingest,
+            hk_api.healthkit_ingest,
             "POST",
             "x",
             body=document,
@@ -245,7 +245,7 @@ def test_bad_uploads_are_4xx(stack: AppContext, monkeypatch: pytest.MonkeyPatch)
     many = {"samples": [UPLOAD["samples"][0]] * 10_000}
     assert upload(sid, many)[0] == 413
     response = request(
-        bff_api.upload_health_data,
+        hk_api.upload_health_data,
         "POST",
         "x",
         sid=sid,
@@ -258,7 +258,7 @@ def test_bad_uploads_are_4xx(stack: AppContext, monkeypatch: pytest.MonkeyPatch)
     assert error["error"]["details"][0]["uuid"] == "samples[0]"
     assert upload(sid, {"samples": "all of them"})[0] == 400
     wrong_type = request(
-        bff_api.upload_health_data, "POST", "x", sid=sid, body=b"<xml/>", route_params={"format": "healthkit-json"},
+        hk_api.upload_health_data, "POST", "x", sid=sid, body=b"<xml/>", route_params={"format": "healthkit-json"},
         headers={"content-type": "application/xml"},
     )  # fmt: skip
     assert wrong_type.status_code == 415

@@ -21,6 +21,7 @@ import requests
 
 from shared import cli
 from shared.api import bff as bff_api
+from shared.api import callers
 from shared.api import devices as devices_api
 from shared.api import medisante as medisante_api
 from shared.api import withings as withings_api
@@ -172,7 +173,7 @@ def test_the_address_limit_counts_the_hop_our_front_end_added_not_what_the_calle
 
 def test_client_address_takes_the_configured_hop_from_the_right():
     def address(header: str, hops: int) -> str:
-        return bff_api.client_address(http_request("GET", "http://x/", headers={"x-forwarded-for": header}), hops)
+        return callers.client_address(http_request("GET", "http://x/", headers={"x-forwarded-for": header}), hops)
 
     assert address("6.6.6.6, 203.0.113.5", 1) == "203.0.113.5"
     assert address("6.6.6.6, 203.0.113.5:4711, 10.0.0.2", 2) == "203.0.113.5"

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from shared.api import bff as bff_api
 from shared.api import devices as devices_api
+from shared.api import healthkit as hk_api
 from shared.api import medisante as medisante_api
 from shared.api import openapi as openapi_api
 from shared.composition import AppContext
@@ -127,7 +128,7 @@ def test_bff_answers_validate_against_the_response_schemas(
     assert list(validator("HealthKitUpload").iter_errors(UPLOAD)) == []
     status, body = answer(
         request(
-            bff_api.upload_health_data, "POST", "x", sid=sid, body=UPLOAD, route_params={"format": "healthkit-json"}
+            hk_api.upload_health_data, "POST", "x", sid=sid, body=UPLOAD, route_params={"format": "healthkit-json"}
         )
     )
     assert status == 202

@@ -22,6 +22,7 @@ from shared.api import pipeline as pipeline_api
 from shared.api import withings as withings_api
 from shared.clients.storage import queue_client
 from shared.composition import AppContext, reset_context
+from shared.counters import FixedWindowCounter
 from shared.names import WITHINGS_SYNC_QUEUE
 from shared.sources.withings.budget import CallBudget
 from shared.sources.withings.client import Tokens, WithingsClient
@@ -243,7 +244,8 @@ def test_601_storms_defer_jobs_within_the_budget_and_lose_nothing(
     sync_queue(withings).clear_messages()
     clock = [1_000_000.0]
     per_minute = 6  # a full sync of this user takes 5 calls
-    budget = CallBudget(withings.cosmos.get_container_client("withings"), per_minute, 60, clock=lambda: clock[0])
+    counter = FixedWindowCounter(withings.cosmos.get_container_client("withings"), 60, clock=lambda: clock[0])
+    budget = CallBudget(counter, per_minute, 60)
     context_sync = withings.withings_jobs.sync
     client = WithingsClient(
         withings.settings.withings_api_url,

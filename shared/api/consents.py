@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.api.callers import ANONYMOUS, admin
 from shared.api.context import get_context
-from shared.api.devices import ANONYMOUS, admin
 from shared.api.http import endpoint, json_response, query_param, read_json_model
 from shared.devices.types import PROVIDERS, public_view
 

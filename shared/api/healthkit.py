@@ -1,30 +1,59 @@
-"""Device Manager HealthKit endpoint for a BFF hosted elsewhere:
-``POST /api/health-data/healthkit/{format}``. Service to service: an Entra ID token for the
-hub's app carrying the ingest app role, and the patient in ``x-patient-id`` (which must exist
-in the FHIR server). Same vetting and code path as the built-in BFF."""
+"""HealthKit uploads, from two callers with the same vetting and code path:
+
+- the built-in BFF: ``POST /api/health-data/{format}`` with the app's session cookie;
+- a BFF hosted elsewhere (Device Manager contract): ``POST /api/health-data/healthkit/{format}``,
+  service to service: an Entra ID token for the hub's app carrying the ingest app role, and the
+  patient in ``x-patient-id`` (which must exist in the FHIR server)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import azure.functions as func
 
-from shared.api.bff import ingest_healthkit
+from shared.api.callers import ANONYMOUS, current_session, ingest_service
 from shared.api.context import get_context
-from shared.api.http import endpoint
-from shared.auth import admin_validator
-from shared.errors import BadRequest
+from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
+from shared.errors import BadRequest, Unprocessable
+from shared.sources.healthkit.parser import FORMAT
+from shared.sources.parsing import load_json
+
+if TYPE_CHECKING:
+    from shared.composition import AppContext
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 PATIENT_HEADER = "x-patient-id"
+SUPPORTED_UPLOAD_FORMATS = (FORMAT,)
 
 
-@bp.route(route="health-data/healthkit/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="health-data/{format}", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def upload_health_data(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    session = current_session(context, req)
+    return _ingest(context, req, session.profile.patient_id, session.profile.sub)
+
+
+@bp.route(route="health-data/healthkit/{format}", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def healthkit_ingest(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    caller = admin_validator(context.settings, context.settings.ingest_role).validate(req.headers.get("authorization"))
+    caller = ingest_service(context, req)
     reference = (req.headers.get(PATIENT_HEADER) or "").strip()
     if not reference:
         raise BadRequest(f"the {PATIENT_HEADER} header names the patient the upload belongs to")
     patient_id = context.patients.resolve(reference)
-    return ingest_healthkit(context, req, patient_id, caller.subject)
+    return _ingest(context, req, patient_id, caller.subject)
+
+
+def _ingest(context: AppContext, req: func.HttpRequest, patient_id: str, recorded_by: str) -> func.HttpResponse:
+    format_name = req.route_params.get("format", "")
+    if format_name not in SUPPORTED_UPLOAD_FORMATS:
+        raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(SUPPORTED_UPLOAD_FORMATS)}")
+    require_media_type(req, ("application/json",))
+    document = load_json(decode_utf8(read_body(req, context.settings.max_body_bytes)))
+    outcome = context.healthkit_ingestion.ingest(document, patient_id, recorded_by)
+    if outcome.receipt_id is None:
+        raise Unprocessable("no sample of the upload was accepted", details=outcome.rejected)
+    return json_response(outcome.to_json(), status=202)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from shared.api.callers import ANONYMOUS, device_key
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
-from shared.auth import require_api_key
 from shared.errors import BadRequest
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -25,12 +25,12 @@ MEDIA_TYPES: dict[str, tuple[str, ...]] = {
 }
 
 
-@bp.route(route="health-data/medisante/{format}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="health-data/medisante/{format}", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
-    require_api_key(req.headers.get(API_KEY_HEADER), settings.medisante_api_key_hashes, API_KEY_HEADER)
+    device_key(req, settings.medisante_api_key_hashes, API_KEY_HEADER)
     format_name = req.route_params.get("format", "")
     if format_name not in MEDIA_TYPES:
         raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(MEDIA_TYPES)}")

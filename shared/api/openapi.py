@@ -130,9 +130,9 @@ _ERROR = {
 
 @functools.cache
 def document() -> dict[str, Any]:
+    from shared.bff.requests import LoginRequest, ResetConfirmation, ResetRequest
     from shared.consent.models import ConsentGrant
     from shared.devices.models import AssignRequest, CorrectionRequest, DeviceRegistration
-    from shared.sources.healthkit.requests import LoginRequest, ResetConfirmation, ResetRequest
 
     schemas: dict[str, Any] = {
         "DeviceRegistration": _model_schema(DeviceRegistration),

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.api.bff import client_address, current_session, session_id
+from shared.api.callers import ANONYMOUS, client_address, patient_of_caller
 from shared.api.context import get_context
-from shared.api.devices import admin
 from shared.api.http import endpoint, json_response, read_body
 from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
@@ -26,21 +25,7 @@ if TYPE_CHECKING:
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
-ANONYMOUS = func.AuthLevel.ANONYMOUS
 NOTIFY_MAX_BYTES = 4096
-POLL_SPREAD_S = 300
-CALLS_PER_JOB = 4
-
-
-def patient_of_caller(context: AppContext, req: func.HttpRequest) -> str:
-    """The clinic back office names the patient (admin token); the app's session is its patient."""
-    if req.headers.get("authorization") or not session_id(req):
-        admin(context, req)
-        reference = req.params.get("patient") or ""
-        if not reference:
-            raise BadRequest("the patient query parameter names the patient to link")
-        return context.patients.resolve(reference)
-    return current_session(context, req).profile.patient_id
 
 
 @bp.route(route="withings/connect", methods=["GET"], auth_level=ANONYMOUS)
@@ -140,19 +125,7 @@ def withings_poller(timer: func.TimerRequest) -> None:
     """Safety net for missed notifications: queues jobs for users not synced for a while,
     spread over the next five minutes and sized to the call budget."""
     context = get_context()
-    settings = context.settings
-    if not settings.withings_configured:
+    if not context.settings.withings_configured:
         return
-    limit = max(1, settings.withings_calls_per_minute * POLL_SPREAD_S // 60 // CALLS_PER_JOB)
-    from shared.sources.withings.sync import due_jobs
-
-    jobs = due_jobs(
-        context.consents,
-        context.withings_jobs.sync.cursors,
-        settings.withings_poll_max_age_minutes * 60,
-        time.time(),
-        limit,
-    )
-    for index, job in enumerate(jobs):
-        context.withings_jobs.enqueue(job, delay_s=index * POLL_SPREAD_S // max(1, len(jobs)))
-    log.info("Withings poller: %d users queued", len(jobs))
+    queued = context.withings_poller.run(time.time())
+    log.info("Withings poller: %d users queued", queued)

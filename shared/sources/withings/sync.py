@@ -23,7 +23,7 @@ from shared.pipeline.store import RawRecordStore
 from shared.sources.withings.budget import BudgetExhausted, CallBudget
 from shared.sources.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
 from shared.sources.withings.connect import AccountUnlinker
-from shared.sources.withings.jobs import DOMAINS, USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
+from shared.sources.withings.jobs import USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
 from shared.sources.withings.parser import MEASTYPES
 from shared.sources.withings.tokens import NeedsReconsent, TokenStore
 
@@ -216,19 +216,3 @@ class SyncJobRunner:
 
         update_item(self.markers, key, key, mark)  # of two concurrent deliveries, one runs
         return seen
-
-
-def due_jobs(consents: ConsentStore, cursors: Cursors, max_age_s: float, now: float, limit: int) -> list[SyncJob]:
-    """The poller's plan: consented users whose oldest cursor is older than ``max_age_s``."""
-    jobs = []
-    for record in consents.list(source="withings", status="active"):
-        userid = record.get("accountId")
-        if not userid:
-            continue
-        synced = [cursors.get(userid, domain) for domain in DOMAINS]
-        oldest = min((float(c["syncedAt"]) if c else 0.0) for c in synced)
-        if now - oldest > max_age_s:
-            jobs.append(SyncJob(userid=userid))
-        if len(jobs) >= limit:
-            break
-    return jobs

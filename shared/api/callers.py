@@ -1,0 +1,96 @@
+"""Who is calling: the one place the HTTP layer authenticates its callers. Every route is
+``ANONYMOUS`` to the Functions host and authenticated here, by the scheme that fits the caller:
+a device's API key, a clinic back office's Entra ID bearer token (admin or ingest app role), the
+mobile app's session cookie, or either of the last two where both may call."""
+
+from __future__ import annotations
+
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.auth import Principal, admin_validator, require_api_key
+from shared.errors import BadRequest, Forbidden
+
+if TYPE_CHECKING:
+    from shared.bff.sessions import Session
+    from shared.composition import AppContext
+
+ANONYMOUS = func.AuthLevel.ANONYMOUS  # to the host; every handler authenticates its caller here
+COOKIE_NAME = "sid"  # the session cookie: HttpOnly, Secure, SameSite=Strict
+
+
+def device_key(req: func.HttpRequest, digests: tuple[str, ...], header: str) -> None:
+    require_api_key(req.headers.get(header), digests, header)
+
+
+def admin(context: AppContext, req: func.HttpRequest) -> Principal:
+    return admin_validator(context.settings).validate(req.headers.get("authorization"))
+
+
+def ingest_service(context: AppContext, req: func.HttpRequest) -> Principal:
+    """A BFF hosted elsewhere: an Entra ID token for the hub's app with the ingest app role."""
+    return admin_validator(context.settings, context.settings.ingest_role).validate(req.headers.get("authorization"))
+
+
+def client_address(req: func.HttpRequest, trusted_hops: int) -> str:
+    """The caller's address: the entry ``trusted_hops`` from the right of X-Forwarded-For, the
+    one the nearest proxy we trust appended (entries to its left are the caller's own words).
+    With 0 trusted hops, or no header, the address is unknown."""
+    hops = [hop.strip() for hop in (req.headers.get("x-forwarded-for") or "").split(",")]
+    hops = [hop for hop in hops if hop]
+    if trusted_hops == 0 or not hops:
+        return "unknown"
+    entry = hops[-trusted_hops] if len(hops) >= trusted_hops else hops[0]
+    if entry.startswith("["):  # [IPv6]:port
+        return entry[1:].split("]", 1)[0]
+    return entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+
+
+def require_allowed_origin(context: AppContext, req: func.HttpRequest) -> None:
+    origin = req.headers.get("origin")
+    if origin is None:
+        return  # native apps send none
+    if origin not in context.settings.bff_allowed_origins:
+        raise Forbidden("requests from this origin are not accepted")
+
+
+def session_id(req: func.HttpRequest) -> str | None:
+    header = req.headers.get("cookie")
+    if not header:
+        return None
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return None
+    morsel = cookies.get(COOKIE_NAME)
+    return morsel.value if morsel is not None else None
+
+
+def session_cookie(value: str, max_age: int) -> str:
+    return f"{COOKIE_NAME}={value}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age={max_age}"
+
+
+def current_session(context: AppContext, req: func.HttpRequest) -> Session:
+    require_allowed_origin(context, req)
+    return context.sessions.resolve(session_id(req))
+
+
+def is_back_office(req: func.HttpRequest) -> bool:
+    """Token or cookie: a bearer token, or no session cookie at all, means the back office (so
+    that a caller with neither is told about the token it lacks)."""
+    return bool(req.headers.get("authorization")) or not session_id(req)
+
+
+def patient_of_caller(context: AppContext, req: func.HttpRequest) -> str:
+    """The clinic back office names the patient (admin token, ``patient`` query parameter); the
+    app's session is its patient."""
+    if is_back_office(req):
+        admin(context, req)
+        reference = req.params.get("patient") or ""
+        if not reference:
+            raise BadRequest("the patient query parameter names the patient to link")
+        return context.patients.resolve(reference)
+    return current_session(context, req).profile.patient_id
