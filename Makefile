@@ -31,6 +31,7 @@ local-down:
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/demo.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py

@@ -23,8 +23,6 @@ from shared.clients.keyvault import secret_client
 from shared.clients.storage import container_client, queue_client
 from shared.consent.registry import ConsentAudit, ConsentCache, ConsentStore
 from shared.counters import FixedWindowCounter
-from shared.devices.assignment import DeviceAssignment
-from shared.devices.corrections import AttributionCorrection
 from shared.devices.registry import DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
@@ -61,6 +59,8 @@ from shared.sources.withings.poller import Poller
 from shared.sources.withings.state import StateSigner
 from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
+from shared.workflows.assignment import DeviceAssignment
+from shared.workflows.corrections import AttributionCorrection
 
 
 @dataclass
@@ -293,7 +293,10 @@ class AppContext:
 
     @cached_property
     def worker(self) -> RawRecordWorker:
+        from shared import conversion
+
         processor = ReadingProcessor(
+            parse=conversion.parse,
             fhir=self.group_commit,
             store=self.raw_store,
             devices=self.devices,

@@ -13,12 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared import conversion
 from shared.consent.registry import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
 from shared.devices.registry import Attribution, DeviceRegistry
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import map_readings
-from shared.measurement import Measurement
+from shared.measurement import Measurement, ParseResult
 from shared.pipeline.deletions import Deletions
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.parking import ParkedReadings
@@ -31,12 +30,17 @@ PATIENT_ATTRIBUTE = "patientId"
 WITHINGS_USER_ATTRIBUTE = "withingsUserId"
 
 
+class Parse(Protocol):
+    def __call__(self, source: str, format_name: str, body: str, **options: Any) -> ParseResult: ...
+
+
 class FhirWriter(Protocol):
     def write(self, resources: Sequence[dict[str, Any]]) -> Any: ...
 
 
 @dataclass
 class ReadingProcessor:
+    parse: Parse  # payload → Measurements for (source, format): ``shared.conversion.parse``
     fhir: FhirWriter  # the FHIR client, or the process's group commit in front of it
     store: RawRecordStore
     devices: DeviceRegistry
@@ -51,7 +55,7 @@ class ReadingProcessor:
         options: dict[str, Any] = {}
         if envelope.source == "withings":
             options["userid"] = envelope.attributes.get(WITHINGS_USER_ATTRIBUTE)
-        parsed = conversion.parse(envelope.source, envelope.format, body, **options)
+        parsed = self.parse(envelope.source, envelope.format, body, **options)
 
         attribution = Attribution(
             self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE), lookup=self.device_lookup
