@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -185,3 +187,32 @@ def test_unattributed_readings_are_handed_back_not_dropped():
     mapped = map_readings([reading], lambda _: None)
     assert mapped.resources == []
     assert mapped.unattributed == [reading]
+
+
+def _mutable_parts(value: object, path: str = "") -> Iterator[tuple[int, str]]:
+    if isinstance(value, dict):
+        yield id(value), path
+        for key, item in value.items():
+            yield from _mutable_parts(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        yield id(value), path
+        for index, item in enumerate(value):
+            yield from _mutable_parts(item, f"{path}[{index}]")
+
+
+@pytest.mark.parametrize(("source", "format_name", "path"), CASES)
+def test_no_two_conversions_share_a_mutable_object(source, format_name, path):
+    first = convert(source, format_name, path)
+    second = convert(source, format_name, path)  # the same readings again: every cache is warm
+    seen: dict[int, str] = {}
+    for index, resource in enumerate([*first, *second]):
+        for identity, where in _mutable_parts(resource, f"resource {index}"):
+            assert identity not in seen, f"{where} is the same object as {seen[identity]}"
+            seen[identity] = where
+    changed = next(r for r in first if r["resourceType"] == "Observation")
+    before = copy.deepcopy(next(r for r in second if r["resourceType"] == "Observation"))
+    changed["meta"]["tag"].append({"system": "urn:x", "code": "changed"})
+    changed["code"]["text"] = "changed"
+    changed["subject"]["reference"] = "Patient/changed"
+    again = next(r for r in convert(source, format_name, path) if r["resourceType"] == "Observation")
+    assert again == before  # changing one converted resource changes no later one

@@ -110,12 +110,10 @@ def _quantity(quantity: Quantity) -> dict[str, Any]:
 _UCUM_DISPLAY = {unit: UNIT_DISPLAY.get(unit, unit) for unit in UCUM_UNITS}
 
 
-@functools.lru_cache(maxsize=1024)
 def _code_parts(
     kind: Kind, method: str | None, unit: str | None, source_code: Coding | None
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, str | None]:
-    """(code, category, vital-signs profile) of a kind of reading, from the code table; built
-    once per distinct kind and shared by every resource (treat mapped resources as read-only)."""
+    """(code, category, vital-signs profile) of a kind of reading, from the code table."""
     if kind is Kind.GLUCOSE:
         coding = GLUCOSE_CODES.get((method or "blood", unit or ""))
         code: dict[str, Any] = {"coding": [_coding(coding)], "text": "Glucose"} if coding else {"text": "Glucose"}
@@ -135,7 +133,6 @@ def _category(code: str) -> list[dict[str, Any]]:
     return [{"coding": [{"system": CATEGORY_SYSTEM, "code": code, "display": _CATEGORY_DISPLAY[code]}]}]
 
 
-@functools.lru_cache(maxsize=256)
 def _meta(source: str, profile: str | None, manual_entry: bool, ambiguous_user: bool) -> dict[str, Any]:
     tags = [{"system": SOURCE_TAG_SYSTEM, "code": source}]
     if manual_entry:
@@ -150,7 +147,6 @@ def _meta(source: str, profile: str | None, manual_entry: bool, ambiguous_user: 
     return meta
 
 
-@functools.lru_cache(maxsize=4096)
 def _reference(resource_type: str, resource_id: str) -> dict[str, str]:
     return {"reference": f"{resource_type}/{resource_id}"}
 
@@ -161,7 +157,6 @@ def _isoformat(moment: dt.datetime) -> str:
     return orjson.dumps(moment)[1:-1].decode()
 
 
-@functools.lru_cache(maxsize=4096)
 def _device_reference(device_key: str) -> dict[str, str]:
     return {"reference": f"Device/{_device_id_of_key(device_key)}"}
 
@@ -175,23 +170,27 @@ def _constant_parts(
     source_code: Coding | None,
     manual_entry: bool,
     ambiguous_user: bool,
-) -> tuple[dict[str, Any], list[dict[str, Any]] | None, dict[str, Any]]:
-    """(meta, category, code): what every reading of one kind from one source shares."""
+) -> bytes:
+    """[meta, category, code]: what every reading of one kind from one source shares, built once
+    and kept serialised, so that every resource gets its own copy (``orjson.loads`` of a few
+    hundred bytes is cheaper than building the dicts, and nothing is shared between resources)."""
     code, category, profile = _code_parts(kind, method, unit, source_code)
-    return _meta(source, profile, manual_entry, ambiguous_user), category, code
+    return orjson.dumps([_meta(source, profile, manual_entry, ambiguous_user), category, code])
 
 
 def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     value = measurement.value
     source, source_id = measurement.source, measurement.source_id
-    meta, category, code = _constant_parts(
-        source,
-        measurement.kind,
-        measurement.method,
-        value.unit if value is not None else None,
-        measurement.source_code,
-        measurement.manual_entry,
-        measurement.ambiguous_user,
+    meta, category, code = orjson.loads(
+        _constant_parts(
+            source,
+            measurement.kind,
+            measurement.method,
+            value.unit if value is not None else None,
+            measurement.source_code,
+            measurement.manual_entry,
+            measurement.ambiguous_user,
+        )
     )
     reading_system, group_system = _identifier_parts(source)
     identifier = [{"system": reading_system, "value": source_id}]
@@ -275,15 +274,16 @@ def _note_value(value: str | bool | float) -> str:
 _COMPONENT_CODINGS: dict[str, Coding] = {**BLOOD_PRESSURE_COMPONENTS, **ECG_COMPONENTS, "meal": MEAL_CONTEXT}
 
 
-# Built once and shared by every component of that name, like the meta, category and code of
-# an Observation (treat mapped resources as read-only).
-_COMPONENT_CODES: dict[str, dict[str, Any]] = {
-    name: {"coding": [_coding(coding)]} for name, coding in _COMPONENT_CODINGS.items()
+# Serialised once, loaded per component (like an Observation's constant parts): no two
+# resources share an object.
+_COMPONENT_CODES: dict[str, bytes] = {
+    name: orjson.dumps({"coding": [_coding(coding)]}) for name, coding in _COMPONENT_CODINGS.items()
 }
 
 
 def _component(component: Component) -> dict[str, Any]:
-    part: dict[str, Any] = {"code": _COMPONENT_CODES.get(component.name) or {"text": component.name}}
+    code = _COMPONENT_CODES.get(component.name)
+    part: dict[str, Any] = {"code": orjson.loads(code) if code is not None else {"text": component.name}}
     if component.quantity is not None:
         part["valueQuantity"] = _quantity(component.quantity)
     elif component.coded is not None:
