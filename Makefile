@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := local/node_modules/.installed
 
-.PHONY: install local-up local-down lint typecheck check test fuzz run demo bench clean
+.PHONY: install install-python local-up local-down lint typecheck check test test-unit fuzz run demo bench clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,8 @@ $(NODE_STAMP): local/package.json local/package-lock.json $(wildcard local/patch
 	touch $@
 
 install: $(PY_STAMP) $(NODE_STAMP)
+
+install-python: $(PY_STAMP)
 
 local-up: install
 	$(PY) local/stack.py up
@@ -36,8 +38,13 @@ lint: $(PY_STAMP)
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/demo.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
 
+# Every test, unit and integration, with the coverage of shared/ (its total is printed last).
 check: lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --cov=shared --cov-report=term:skip-covered tests
+
+# Unit tests: nothing but Python (no Node, no local stack), in seconds.
+test-unit: install-python
+	$(VENV)/bin/pytest tests/unit
 
 # Starts the local stack if it is not running, runs every check, and stops the stack again
 # (even on failure) unless it was already running before.
@@ -51,7 +58,7 @@ test: install
 # The fuzz and fault suites at full strength: many more generated cases per operation, and
 # FHIR failing 90 % of calls as well as 30 %.
 fuzz: local-up
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FAULT_RATES=0.3,0.9 $(VENV)/bin/pytest tests/test_fuzz.py tests/test_faults.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} FAULT_RATES=0.3,0.9 $(VENV)/bin/pytest tests/integration/test_fuzz.py tests/integration/test_faults.py
 
 # FUNCTIONS_HOST=project uses the project's own host even where Core Tools (func) is installed.
 run: local-up

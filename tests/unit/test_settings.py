@@ -10,7 +10,7 @@ from shared.api import health
 from shared.composition import reset_context
 from shared.errors import ConfigurationError
 from shared.settings import get_settings
-from tests.conftest import http_request
+from tests.helpers.common import http_request
 
 
 @pytest.fixture
@@ -45,7 +45,13 @@ def test_an_endpoint_answers_a_json_configuration_error_not_a_crash():
     assert "FHIR_URL" in body["error"]["message"]
 
 
-def test_valid_local_settings_load():
+def test_valid_local_settings_load(monkeypatch: pytest.MonkeyPatch):
+    from shared.localstack import local_settings
+    from shared.settings import reset_settings_cache
+
+    for name, value in local_settings().items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
     settings = get_settings()
     assert settings.is_local
     assert settings.fhir_scope.endswith("/.default")
@@ -55,7 +61,7 @@ def test_the_example_local_settings_list_every_setting_and_load():
     import json
 
     from shared.settings import Settings
-    from tests.conftest import REPO
+    from tests.helpers.common import REPO
 
     values = json.loads((REPO / "local.settings.json.example").read_text())["Values"]
     listed = {key.lower() for key in values}

@@ -29,7 +29,8 @@ from shared.sources.withings.client import Tokens, WithingsClient
 from shared.sources.withings.jobs import SyncJob
 from shared.sources.withings.sync import SyncJobRunner
 from shared.sources.withings.tokens import NeedsReconsent, secret_name
-from tests.conftest import FIXTURES, answer, drive, put_patient, search, send
+from tests.helpers.common import FIXTURES, answer
+from tests.helpers.stack import drive, put_patient, search, send
 
 USERID = "12345"
 SIM = "http://127.0.0.1:8096"

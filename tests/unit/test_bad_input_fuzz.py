@@ -17,8 +17,7 @@ import pytest
 from shared import conversion
 from shared.errors import HubError
 from shared.fhir.mapping import batch_bundle
-from tests.conftest import FIXTURES
-from tests.test_parsers import FHIR_BUNDLE
+from tests.helpers.common import FHIR_BUNDLE, FIXTURES
 
 ODD_VALUES: list[Any] = [
     None,

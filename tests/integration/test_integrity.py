@@ -11,8 +11,6 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
@@ -37,9 +35,10 @@ from shared.localstack import (
     local_issuer,
 )
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import MEDISANTE_KEY, answer, client_token, http_request, put_patient, search, send
-from tests.test_bff import PASSWORD, UPLOAD, create_user, login, process, upload
-from tests.test_device_manager import assign, deliver, fixture_text, payload_at
+from tests.helpers.app import PASSWORD, UPLOAD, create_user, login, upload
+from tests.helpers.clinic import assign, deliver, fixture_text, payload_at, process
+from tests.helpers.common import MEDISANTE_KEY, answer, http_request, run_together
+from tests.helpers.stack import client_token, put_patient, search, send
 
 BP_IMEI = "358000000000047"
 EXCEPTION_NAME = ("Error", "Exception", "Traceback")
@@ -52,16 +51,6 @@ def stack(clean_cosmos: AppContext, clean_fhir: str, store: RawRecordStore) -> A
     return clean_cosmos
 
 
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Starts every call at the same moment on its own thread (a barrier, not a sleep)."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Any:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 # -- 1. a patient cannot take a clinic's device ----------------------------------------------------

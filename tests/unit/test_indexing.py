@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import os
@@ -11,7 +10,7 @@ import sys
 
 from shared.names import RAW_QUEUE, WITHINGS_SYNC_QUEUE
 from shared.settings import Settings
-from tests.conftest import REPO
+from tests.helpers.common import REPO, registered_functions
 
 EXPECTED_HTTP = {
     "health": ("health", ["GET"], "FUNCTION"),
@@ -43,16 +42,10 @@ EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE, "withings_sync": WITHINGS_SYN
 EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
 
 
-@functools.cache
-def _functions():
-    import function_app
-    from local.functions_host import functions_of
-
-    return {f.get_function_name(): f for f in functions_of(function_app.app)}
 
 
 def test_http_functions_have_expected_routes_methods_and_auth():
-    functions = _functions()
+    functions = registered_functions()
     for name, (route, methods, auth) in EXPECTED_HTTP.items():
         trigger = functions[name].get_trigger()
         assert trigger.type == "httpTrigger"
@@ -62,7 +55,7 @@ def test_http_functions_have_expected_routes_methods_and_auth():
 
 
 def test_queue_functions_listen_on_the_expected_queues():
-    functions = _functions()
+    functions = registered_functions()
     for name, queue in EXPECTED_QUEUE.items():
         trigger = functions[name].get_trigger()
         assert trigger.type == "queueTrigger"
@@ -71,7 +64,7 @@ def test_queue_functions_listen_on_the_expected_queues():
 
 
 def test_timer_functions_have_expected_schedules():
-    functions = _functions()
+    functions = registered_functions()
     for name, schedule in EXPECTED_TIMER.items():
         trigger = functions[name].get_trigger()
         assert trigger.type == "timerTrigger"
@@ -79,7 +72,7 @@ def test_timer_functions_have_expected_schedules():
 
 
 def test_every_function_is_expected_and_parameters_match_binding_names():
-    functions = _functions()
+    functions = registered_functions()
     assert set(functions) == set(EXPECTED_HTTP) | set(EXPECTED_QUEUE) | set(EXPECTED_TIMER)
     for function in functions.values():
         handler = function.get_user_function()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import io
 import json
 from typing import Any
 
 import pytest
 import requests
 
-from shared import cli
 from shared.api import bff as bff_api
 from shared.api import devices as devices_api
 from shared.api import healthkit as hk_api
@@ -22,11 +20,11 @@ from shared.bff.sessions import SessionStore
 from shared.composition import AppContext, reset_context
 from shared.localstack import LOCAL_INGEST_CLIENT, local_issuer
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import FIXTURES, answer, client_token, drive_queue, put_patient, search, send
-from tests.test_device_manager import call
+from tests.helpers.app import PASSWORD, UPLOAD, create_user, login, request, upload
+from tests.helpers.clinic import call
+from tests.helpers.common import answer
+from tests.helpers.stack import client_token, drive_queue, put_patient, search
 
-UPLOAD = json.loads((FIXTURES / "healthkit" / "upload.json").read_text())
-PASSWORD = "correct horse battery"
 WATCH = "com.apple.health.142CD7CC-2F1B-4C3D-9E8F-7A6B5C4D3E2F"
 
 
@@ -38,33 +36,12 @@ def stack(clean_cosmos: AppContext, clean_fhir: str, store: RawRecordStore) -> A
     return clean_cosmos
 
 
-def create_user(monkeypatch: pytest.MonkeyPatch, username: str, patient: str, password: str = PASSWORD) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
-    assert (
-        cli.main(["create-user", "--username", username, "--email", username, "--name", "A", "--patient", patient]) == 0
-    )
 
 
-request = send  # the app's calls: session cookie (sid=...) and JSON bodies
 
 
-def login(username: str, password: str = PASSWORD, address: str = "203.0.113.7") -> str:
-    response = request(
-        bff_api.login,
-        "POST",
-        "oauth/token",
-        body={"username": username, "password": password},
-        headers={"x-forwarded-for": address},
-    )
-    assert response.status_code == 200, response.get_body()
-    cookie = response.headers["Set-Cookie"]
-    return cookie.split(";", 1)[0].split("=", 1)[1]
 
 
-def upload(sid: str, document: dict[str, Any], format_name: str = "healthkit-json"):
-    return answer(
-        request(hk_api.upload_health_data, "POST", "x", sid=sid, body=document, route_params={"format": format_name})
-    )
 
 
 def process(store: RawRecordStore) -> int:

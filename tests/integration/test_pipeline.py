@@ -18,7 +18,8 @@ from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.processing import PATIENT_ATTRIBUTE
 from shared.pipeline.store import INLINE_ENVELOPE_LIMIT_BYTES, RawRecordStore
 from shared.pipeline.worker import ProcessingResult, RawRecordWorker
-from tests.conftest import FIXTURES, MEDISANTE_KEY, drive_queue, http_request, search
+from tests.helpers.common import FIXTURES, MEDISANTE_KEY, http_request
+from tests.helpers.stack import drive_queue, search
 
 BP_FIXTURE = FIXTURES / "medisante" / "blood-pressure.json"
 

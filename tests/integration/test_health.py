@@ -8,7 +8,7 @@ import pytest
 
 from shared.api import health
 from shared.composition import reset_context
-from tests.conftest import http_request
+from tests.helpers.common import http_request
 
 
 def call():

@@ -27,7 +27,7 @@ from local.functions_host import (
     load_app,
 )
 from shared.localstack import local_settings
-from tests.conftest import MEDISANTE_KEY, REPO
+from tests.helpers.common import MEDISANTE_KEY, REPO
 
 HOST = HttpHost()
 

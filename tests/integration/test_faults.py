@@ -17,9 +17,8 @@ from shared.composition import AppContext, get_context, reset_context
 from shared.fhir.mapping import reading_identifier_system
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import drive_queue, put_patient
-from tests.test_device_manager import FIXTURE_DEVICES, assign, deliver, payload_at
-from tests.test_fhir_writer import FaultyProxy
+from tests.helpers.clinic import FIXTURE_DEVICES, assign, deliver, payload_at
+from tests.helpers.stack import FaultyProxy, drive_queue, put_patient
 
 RECORDS_PER_FIXTURE = 12
 FAULTS = ["503", "throttle-half", "drop", "drop-after"]

@@ -15,10 +15,10 @@ from shared.api import healthkit as hk_api
 from shared.api import medisante as medisante_api
 from shared.api import openapi as openapi_api
 from shared.composition import AppContext
-from tests.conftest import FIXTURES, MEDISANTE_KEY, answer, http_request, put_patient
-from tests.test_bff import UPLOAD, create_user, request
-from tests.test_device_manager import FIXTURE_DEVICES, assign, call
-from tests.test_indexing import _functions
+from tests.helpers.app import UPLOAD, create_user, request
+from tests.helpers.clinic import FIXTURE_DEVICES, assign, call
+from tests.helpers.common import FIXTURES, MEDISANTE_KEY, answer, http_request, registered_functions
+from tests.helpers.stack import put_patient
 
 DOCUMENT = openapi_api.document()
 
@@ -41,7 +41,7 @@ def test_document_is_served_as_json():
 
 def test_every_registered_route_is_described_and_nothing_else():
     registered: set[tuple[str, str]] = set()
-    for function in _functions().values():
+    for function in registered_functions().values():
         trigger = function.get_trigger()
         if trigger.type != "httpTrigger":
             continue

@@ -15,7 +15,7 @@ from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.observation import Observation
 
 MODELS: dict[str, Any] = {"Observation": Observation, "Device": Device, "Bundle": Bundle}
-VALIDATOR = Path(__file__).resolve().parent.parent / "local" / "fhir-validate.mjs"
+VALIDATOR = Path(__file__).resolve().parents[2] / "local" / "fhir-validate.mjs"
 
 
 def validate(resource: dict[str, Any]) -> None:

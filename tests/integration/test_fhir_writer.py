@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,7 +13,8 @@ import requests
 from shared import conversion
 from shared.errors import FhirAuthError, FhirRejected, FhirThrottled, FhirUnavailable
 from shared.fhir.client import FhirClient, retry_after_seconds
-from tests.conftest import FIXTURES, search
+from tests.helpers.common import FIXTURES
+from tests.helpers.stack import FaultyProxy, search
 
 
 def resources(patient="writer-p1"):
@@ -28,103 +27,6 @@ def resources(patient="writer-p1"):
     return out
 
 
-class FaultyProxy:
-    """Forwards to the FHIR server, failing on a script: ``faults`` is consumed one per request
-    (or called once per request). Faults: ``503``, ``drop`` (the connection closes before
-    anything is forwarded), ``drop-after`` (forwarded, then closed without an answer),
-    ``throttle-half`` (AHDS-style 429 on the later half of a batch's entries), ``refuse-last``."""
-
-    def __init__(self, target: str, faults: list[str] | Callable[[], str]) -> None:
-        self.target = target
-        self.faults = faults
-        self.seen: Counter[str] = Counter()
-        self.forwarded_entries: Counter[str] = Counter()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                return
-
-            def do_GET(self):
-                answer = requests.get(proxy.target + self.path, timeout=10)
-                self._reply(answer.status_code, answer.content, {})
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                fault = proxy.next_fault()
-                proxy.seen[fault] += 1
-                if fault == "drop-after":
-                    bundle = json.loads(body)
-                    for entry in bundle["entry"]:
-                        proxy.forwarded_entries[entry["request"]["url"]] += 1
-                    requests.post(proxy.target, json=bundle, timeout=10)
-                    self.connection.close()
-                    return
-                if fault == "drop":
-                    self.connection.close()
-                    return
-                if fault == "503":
-                    outcome = {
-                        "resourceType": "OperationOutcome",
-                        "issue": [{"severity": "error", "code": "transient"}],
-                    }
-                    self._reply(503, json.dumps(outcome).encode(), {"Retry-After": "0"})
-                    return
-                bundle = json.loads(body)
-                entries = bundle["entry"]
-                if fault == "throttle-half":
-                    # As AHDS does: once throttled, the later entries come back 429 without running.
-                    keep = entries[: len(entries) // 2]
-                elif fault == "refuse-last":
-                    keep = entries[:-1]
-                else:
-                    keep = entries
-                for entry in keep:
-                    proxy.forwarded_entries[entry["request"]["url"]] += 1
-                answer: dict = {"resourceType": "Bundle", "type": "batch-response", "entry": []}
-                if keep:
-                    answer = requests.post(proxy.target, json={**bundle, "entry": keep}, timeout=10).json()
-                status, code = ("400", "invalid") if fault == "refuse-last" else ("429", "throttled")
-                results = answer["entry"] + [
-                    {
-                        "response": {
-                            "status": status,
-                            "outcome": {
-                                "resourceType": "OperationOutcome",
-                                "issue": [{"severity": "error", "code": code, "diagnostics": f"entry refused: {code}"}],
-                            },
-                        }
-                    }
-                    for _ in entries[len(keep) :]
-                ]
-                headers = {"x-ms-retry-after-ms": "20"} if fault == "throttle-half" else {}
-                self._reply(200, json.dumps({**answer, "entry": results}).encode(), headers)
-
-            def _reply(self, status, content, headers):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(content)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(content)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def next_fault(self) -> str:
-        if callable(self.faults):
-            return self.faults()
-        return self.faults.pop(0) if self.faults else "pass"
-
-    def __enter__(self) -> FaultyProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

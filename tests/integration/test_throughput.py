@@ -20,10 +20,9 @@ from shared.consent.registry import ConsentCache
 from shared.fhir.client import FhirClient
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import drive_queue, put_patient, search
-from tests.test_device_manager import FIXTURE_DEVICES, assign, deliver, payload_at
-from tests.test_fhir_writer import FaultyProxy
-from tests.test_integrity import run_together
+from tests.helpers.clinic import FIXTURE_DEVICES, assign, deliver, payload_at
+from tests.helpers.common import run_together
+from tests.helpers.stack import FaultyProxy, drive_queue, put_patient, search
 
 START = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
 
@@ -224,7 +223,7 @@ def test_importing_the_app_imports_no_sdk_or_jwt_library():
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers.common import REPO
 
     probe = (
         "import sys, function_app; "

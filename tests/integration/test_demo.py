@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers.common import REPO
 
 
 def test_the_demo_lands_readings_from_all_three_sources(clean_fhir: str, clean_cosmos, store):

@@ -25,7 +25,8 @@ from local.functions_host import HttpHost
 from shared.composition import get_context
 from shared.errors import Conflict
 from shared.localstack import LOCAL_ADMIN_CLIENT
-from tests.conftest import MEDISANTE_KEY, client_token, put_patient
+from tests.helpers.common import MEDISANTE_KEY
+from tests.helpers.stack import client_token, put_patient
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 HOST = HttpHost()

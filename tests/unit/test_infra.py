@@ -16,7 +16,7 @@ import yaml
 from shared.errors import ConfigurationError
 from shared.names import BLOB_CONTAINERS, COSMOS_CONTAINERS, QUEUES
 from shared.settings import Settings, get_settings, reset_settings_cache
-from tests.conftest import REPO
+from tests.helpers.common import REPO
 
 INFRA = REPO / "infra"
 MAIN = (INFRA / "main.bicep").read_text()

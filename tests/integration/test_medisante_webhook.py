@@ -10,7 +10,7 @@ from shared.api import medisante as medisante_api
 from shared.auth import key_digest
 from shared.composition import reset_context
 from shared.pipeline.store import RawRecordStore
-from tests.conftest import FIXTURES, MEDISANTE_KEY, http_request
+from tests.helpers.common import FIXTURES, MEDISANTE_KEY, http_request
 
 BP = (FIXTURES / "medisante" / "blood-pressure.json").read_bytes()
 

@@ -20,8 +20,8 @@ from shared.sources.healthkit import parser as healthkit
 from shared.sources.medisante import fhir_standard
 from shared.sources.medisante import parser as medisante
 from shared.sources.withings import parser as withings
-from tests.conftest import FIXTURES
-from tests.fhir_validation import profile_issues, validate
+from tests.helpers.common import FIXTURES
+from tests.helpers.fhir_validation import profile_issues, validate
 
 PATIENT = "fidelity-p1"
 VITALS = "http://hl7.org/fhir/StructureDefinition/"

@@ -17,7 +17,7 @@ from shared.sources.healthkit import parser as healthkit
 from shared.sources.medisante import fhir_standard
 from shared.sources.medisante import parser as medisante
 from shared.sources.withings import parser as withings
-from tests.conftest import FIXTURES
+from tests.helpers.common import FHIR_BUNDLE, FIXTURES
 
 
 def by_kind(result):
@@ -508,30 +508,6 @@ def test_ecg_samples_and_components_past_any_real_magnitude_are_rejected():
 
 
 # -- FHIR standard -------------------------------------------------------------------------
-FHIR_BUNDLE = {
-    "resourceType": "Bundle",
-    "type": "collection",
-    "entry": [
-        {
-            "resource": {
-                "resourceType": "Device",
-                "id": "d1",
-                "identifier": [{"system": "urn:gsma:imei", "value": "358000000000047"}],
-            }
-        },
-        {
-            "resource": {
-                "resourceType": "Observation",
-                "status": "final",
-                "identifier": [{"system": "urn:medisante:obs", "value": "x1"}],
-                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-                "effectiveDateTime": "2026-03-01T08:02:05+01:00",
-                "device": {"reference": "Device/d1"},
-                "valueQuantity": {"value": 81.4, "system": "http://unitsofmeasure.org", "code": "kg"},
-            }
-        },
-    ],
-}
 
 
 @pytest.mark.parametrize("resource_type", ["Basic2", None])
