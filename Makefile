@@ -74,6 +74,7 @@ demo: local-up
 
 bench: install
 	$(PY) bench/convert.py
+	$(PY) bench/cli.py
 	$(MAKE) --no-print-directory local-up
 	$(PY) bench/notify.py
 	$(PY) bench/pipeline.py

@@ -9,19 +9,78 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from shared.errors import HubError
 
 PLACEHOLDER_PATIENT = "patient-placeholder"
+# What a conversion built, left for the process's exit to drop at once (see the end of the file).
+_LEFT_FOR_EXIT: list[object] = []
+
+
+class Progress:
+    """What a long command is doing, on stderr when it is a terminal (one line, rewritten at
+    most ten times a second); nothing at all when it is not, so scripts see only their output."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.label = label
+        self.count = 0
+        self._shown_at = 0.0
+
+    def stage(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\x1b[K{self.label}: {text}")
+            self.stream.flush()
+
+    def step(self, _: object = None) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.enabled and now - self._shown_at >= 0.1:
+            self._shown_at = now
+            self.stage(f"{self.count}")
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\x1b[K{self.label}: done ({self.count})\n" if self.count else "\r\x1b[K")
+            self.stream.flush()
+
+
+def _write_json(document: object) -> None:
+    """JSON on stdout, written by orjson as bytes: indented for a person at a terminal, compact
+    for a script (a pipe or a file), where a large conversion's output is many times its input
+    and indentation alone would double it."""
+    import orjson
+
+    option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if sys.stdout.isatty() else 0)
+    data = orjson.dumps(document, option=option)
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        sys.stdout.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:  # a text stream without bytes underneath (a test's capture)
+        sys.stdout.write(data.decode("utf-8"))
 
 
 def _convert(args: argparse.Namespace) -> int:
     from shared import conversion
-    from shared.fhir.mapping import batch_bundle
+
+    with conversion.cyclic_gc_paused():  # reading, converting and writing alike
+        return _convert_file(args)
+
+
+def _convert_file(args: argparse.Namespace) -> int:
+    from shared import conversion
+    from shared.fhir.mapping import batch_bundle, map_readings
 
     try:
         text = Path(args.file).read_text(encoding="utf-8")
@@ -33,12 +92,18 @@ def _convert(args: argparse.Namespace) -> int:
     format_name = args.format or conversion.DEFAULT_FORMATS[args.source]
     options = {"userid": args.withings_user} if args.source == "withings" else {}
     patient = args.patient
-
+    progress = Progress("convert")
+    progress.stage(f"parsing {len(text) // 1024} KiB")
     try:
-        parsed, mapped = conversion.convert(args.source, format_name, text, lambda _: patient, **options)
+        parsed = conversion.parse(args.source, format_name, text, **options)
+        progress.stage(f"mapping {len(parsed.readings)} readings")
+        mapped = map_readings(parsed.readings, lambda _: patient)
     except HubError as exc:
+        progress.done()
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    progress.stage(f"writing {len(mapped.resources)} resources")
+    progress.done()
     for rejected in parsed.rejected:
         print(f"warning: reading {rejected.source_id} not converted: {rejected.reason}", file=sys.stderr)
     for unknown in parsed.unknown_types:
@@ -46,8 +111,9 @@ def _convert(args: argparse.Namespace) -> int:
     if not mapped.resources and not parsed.deleted_source_ids:
         print("error: the payload holds no reading that could be converted", file=sys.stderr)
         return 2
-    json.dump(batch_bundle(mapped.resources), sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    bundle = batch_bundle(mapped.resources)
+    _write_json(bundle)
+    _LEFT_FOR_EXIT.extend((parsed, mapped, bundle))
     return 0
 
 
@@ -68,8 +134,7 @@ def _withings_notification(text: str) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     print(f"note: {what_the_hub_does(job)}", file=sys.stderr)
-    json.dump(batch_bundle([]), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    _write_json(batch_bundle([]))
     return 0
 
 
@@ -77,16 +142,18 @@ def _replay(args: argparse.Namespace) -> int:
     from shared.composition import get_context
     from shared.pipeline import replay
 
+    if args.source == "archive" and not args.receipt:
+        print("error: --from archive needs at least one --receipt", file=sys.stderr)
+        return 2
     store = get_context().raw_store
+    progress = Progress(f"replay from {args.source}")
     if args.source == "poison":
-        done = replay.replay_poison(store, limit=args.limit)
+        done = replay.replay_poison(store, limit=args.limit, on_each=progress.step)
     elif args.source == "rejected":
-        done = replay.replay_rejected(store, args.receipt or None)
+        done = replay.replay_rejected(store, args.receipt or None, on_each=progress.step)
     else:
-        if not args.receipt:
-            print("error: --from archive needs at least one --receipt", file=sys.stderr)
-            return 2
-        done = replay.replay_archived(store, args.receipt)
+        done = replay.replay_archived(store, args.receipt, on_each=progress.step)
+    progress.done()
     print(json.dumps({"replayed": done}))
     return 0
 
@@ -96,10 +163,13 @@ def _parked(args: argparse.Namespace) -> int:
     attributed automatically (assign with an explicit ``from``, then replay them by receipt)."""
     from shared.composition import get_context
 
+    progress = Progress("parked")
     for item in get_context().parked.all():
+        progress.step()
         if args.stale and not item["stale"]:
             continue
         print(json.dumps(item, sort_keys=True))
+    progress.done()
     return 0
 
 
@@ -223,4 +293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # One command, then the process ends: the cyclic collector has nothing to find in the acyclic
+    # trees a conversion builds, and re-enabled afterwards it would walk all of them once.
+    gc.disable()
+    status = main()
+    if _LEFT_FOR_EXIT:
+        # A large conversion's readings and resources are millions of objects; freeing them one
+        # by one on the way out takes as long as writing them. Everything is written and flushed:
+        # the process ends without that walk.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

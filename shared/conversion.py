@@ -3,7 +3,10 @@ the dry-run CLI and the queue worker share it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.errors import InvalidPayload
@@ -39,6 +42,37 @@ def parse(source: str, format_name: str, body: str, **options: Any) -> ParseResu
     return parser(body, **options)
 
 
+class _CollectorPause:
+    """Parsing and mapping build only acyclic trees (dicts, lists, frozen records), which the
+    cyclic collector would scan over and over while a large payload is converted, at several
+    times the cost of the conversion itself; reference counting frees them all the same. The
+    collector is process-wide: it is paused while any conversion runs and resumes after the
+    last one (if it was enabled when the first began)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._resume = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._running == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0 and self._resume:
+                    gc.enable()
+
+
+cyclic_gc_paused = _CollectorPause()
+
+
 def convert(
     source: str,
     format_name: str,
@@ -46,5 +80,6 @@ def convert(
     patient_for: PatientResolver,
     **options: Any,
 ) -> tuple[ParseResult, MappedReadings]:
-    parsed = parse(source, format_name, body, **options)
-    return parsed, map_readings(parsed.readings, patient_for)
+    with cyclic_gc_paused():
+        parsed = parse(source, format_name, body, **options)
+        return parsed, map_readings(parsed.readings, patient_for)

@@ -4,15 +4,17 @@ FHIR writes are idempotent, so replaying twice is harmless."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.store import RawRecordStore
 
 _VISIBILITY_S = 300
 
+OnEach = Callable[[str], None] | None  # told each receipt id replayed (the CLI's progress)
 
-def replay_poison(store: RawRecordStore, limit: int | None = None) -> list[str]:
+
+def replay_poison(store: RawRecordStore, limit: int | None = None, on_each: OnEach = None) -> list[str]:
     replayed: list[str] = []
     while limit is None or len(replayed) < limit:
         batch = list(
@@ -29,10 +31,14 @@ def replay_poison(store: RawRecordStore, limit: int | None = None) -> list[str]:
             store.enqueue(envelope)
             store.poison_queue.delete_message(message)
             replayed.append(envelope.receipt_id)
+            if on_each is not None:
+                on_each(envelope.receipt_id)
     return replayed
 
 
-def replay_rejected(store: RawRecordStore, receipt_ids: Iterable[str] | None = None) -> list[str]:
+def replay_rejected(
+    store: RawRecordStore, receipt_ids: Iterable[str] | None = None, on_each: OnEach = None
+) -> list[str]:
     wanted = set(receipt_ids) if receipt_ids is not None else None
     replayed: list[str] = []
     for record in list(store.rejected_records()):
@@ -42,12 +48,16 @@ def replay_rejected(store: RawRecordStore, receipt_ids: Iterable[str] | None = N
         store.enqueue(store.archived_envelope(receipt_id).redriven())
         store.delete_rejected(receipt_id)
         replayed.append(receipt_id)
+        if on_each is not None:
+            on_each(receipt_id)
     return replayed
 
 
-def replay_archived(store: RawRecordStore, receipt_ids: Iterable[str]) -> list[str]:
+def replay_archived(store: RawRecordStore, receipt_ids: Iterable[str], on_each: OnEach = None) -> list[str]:
     replayed = []
     for receipt_id in receipt_ids:
         store.enqueue(store.archived_envelope(receipt_id).redriven())
         replayed.append(receipt_id)
+        if on_each is not None:
+            on_each(receipt_id)
     return replayed

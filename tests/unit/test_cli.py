@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -112,3 +113,29 @@ def test_missing_file_exits_2(run_cli):
     result = run_cli("convert", "--source", "medisante", "/nonexistent/file.json")
     assert result.returncode == 2
     assert "cannot read" in result.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_shown_on_a_terminal_and_nothing_otherwise():
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        progress = cli.Progress("replay", stream)
+        progress.stage("starting")
+        for receipt in ("r1", "r2", "r3"):
+            progress.step(receipt)
+        progress.done()
+    assert pipe.getvalue() == ""
+    shown = terminal.getvalue()
+    assert "replay: starting" in shown
+    assert shown.endswith("replay: done (3)\n")
+
+
+def test_convert_says_nothing_on_stderr_when_it_is_not_a_terminal(run_cli):
+    result = run_cli("convert", "--source", "medisante", str(FIXTURES / "medisante" / "weight.json"))
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert json.loads(result.stdout)["type"] == "batch"

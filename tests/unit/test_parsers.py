@@ -563,3 +563,28 @@ def test_fhir_observation_without_identifier_is_rejected_with_reason():
     result = fhir_standard.parse_json(json.dumps(document))
     assert result.readings == []
     assert "identifier" in result.rejected[0].reason
+
+
+def test_the_cyclic_collector_is_paused_during_conversions_and_resumes_after_the_last():
+    import gc
+    import threading
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+    states: list[bool] = []
+
+    def long_conversion() -> None:
+        with conversion.cyclic_gc_paused():
+            inside.set()
+            release.wait(10)
+
+    other = threading.Thread(target=long_conversion)
+    other.start()
+    assert inside.wait(10)
+    conversion.convert("medisante", "medisante-json", (FIXTURES / "medisante" / "weight.json").read_text(), str)
+    states.append(gc.isenabled())  # the other conversion still runs: still paused
+    release.set()
+    other.join(10)
+    states.append(gc.isenabled())
+    assert states == [False, True]
