@@ -6,13 +6,22 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := local/node_modules/.installed
 
-.PHONY: install install-python local-up local-down lint typecheck check test test-unit fuzz run demo bench clean
+.PHONY: lock install install-python local-up local-down lint typecheck check test test-unit fuzz run demo bench clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# requirements.txt (what the Functions deployment installs) and requirements-dev.txt, compiled
+# from the direct dependencies in requirements.in and requirements-dev.in: every transitive
+# pin, with hashes. Run after changing a .in file.
+LOCK := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--strip-extras --no-emit-index-url --no-emit-find-links
+lock: $(PY_STAMP)
+	$(LOCK) --output-file requirements.txt requirements.in
+	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
 
 $(NODE_STAMP): local/package.json local/package-lock.json $(wildcard local/patches/*.patch)
 	cd local && npm ci --no-audit --no-fund --loglevel=error

@@ -1,5 +1,5 @@
-"""The code table of ``provider-facts.md``, as data: kind → LOINC (or MDC) coding, UCUM unit,
-category and vital-signs profile. Mapping code reads this table; it holds no ``if`` per kind."""
+"""The code table, as data (the README's mapping table says the same): kind → LOINC (or MDC)
+coding, UCUM unit, category and vital-signs profile. Mapping code reads this table; it holds no ``if`` per kind."""
 
 from __future__ import annotations
 

@@ -278,7 +278,7 @@ def test_workflow_tests_then_deploys_with_federated_credentials_only():
     test_steps = workflow["jobs"]["test"]["steps"]
     assert any("bash .ci/run" in step.get("run", "") for step in test_steps)
     deploy = workflow["jobs"]["deploy"]
-    assert deploy["needs"] == "test"
+    assert sorted(deploy["needs"]) == ["bicep", "test"]
     assert deploy["permissions"]["id-token"] == "write"
     runs = "\n".join(step.get("run", "") for step in deploy["steps"])
     assert "--federated-credential-provider" in runs
@@ -287,3 +287,16 @@ def test_workflow_tests_then_deploys_with_federated_credentials_only():
     text = (REPO / ".github" / "workflows" / "ci-cd.yml").read_text()
     assert "secrets." not in text  # nothing stored: OIDC federation and plain variables
     assert "client-secret" not in text
+
+
+def test_workflow_compiles_and_lints_every_bicep_template_before_deploying():
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci-cd.yml").read_text())
+    runs = "\n".join(step.get("run", "") for step in workflow["jobs"]["bicep"]["steps"])
+    assert "az bicep install" in runs
+    assert "az bicep build --file" in runs
+    assert "az bicep lint --file" in runs
+    assert "infra/main.bicep infra/app/*.bicep" in runs  # every template the deployment uses
+    templates = {path.name for path in (REPO / "infra" / "app").glob("*.bicep")}
+    modules = set(re.findall(r"'app/([\w-]+\.bicep)'", (REPO / "infra" / "main.bicep").read_text()))
+    assert modules <= templates  # the glob covers every module main.bicep uses
+    assert "bicep" in workflow["jobs"]["deploy"]["needs"]

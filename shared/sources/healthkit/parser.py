@@ -1,5 +1,5 @@
 """Apple HealthKit samples, as the mobile app uploads them through the BFF
-(shape: ``../shared/fixtures/healthkit/upload.json``).
+(shape: ``tests/fixtures/healthkit/upload.json``).
 
 Each sample is vetted on its own: one bad sample is a rejected reading with its reason, never
 the end of the upload. Units arrive as HealthKit unit strings and leave as UCUM."""
