@@ -329,7 +329,7 @@ def withings_backfill(context: Any, calls: Calls, options: QueueOptions) -> list
     tokens: Tokens = context.withings_client.exchange_code(code, "http://127.0.0.1:7071/api/withings/callback")
     context.withings_tokens.save(tokens)
     context.consents.grant(
-        ConsentGrant(patientId="bench-p", source="withings", scopes=["body-weight"], accountId="424242"), "bench"
+        ConsentGrant(patient_id="bench-p", source="withings", scopes=["body-weight"], account_id="424242"), "bench"
     )
     before = calls.snapshot()
     stats_before = requests.get(f"{api}/_sim/stats", timeout=10).json()["stats"]

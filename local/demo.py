@@ -222,15 +222,15 @@ class Tour:
         say(f"  {'source':<10} {'kind':<28} {'count':>5}  example")
         for (source, kind), resources in sorted(found.items()):
             say(f"  {source:<10} {kind:<28} {len(resources):>5}  {example(resources[0])}")
-        parked = [item for item in context.parked.all() if item["receiptId"] in self.receipts]
+        parked = [item for item in context.parked.all() if item.receipt_id in self.receipts]
         withheld = [context.consent_audit.get(receipt) for receipt in self.receipts]
         rejected = [r for r in context.raw_store.rejected_records() if r["receiptId"] in self.receipts]
         say("\nNot written, with the reason")
         for item in parked:
-            say(f"  parked     {item['readings']} readings of {item['source']}: no device assignment covers them")
+            say(f"  parked     {item.readings} readings of {item.source}: no device assignment covers them")
         for audit in filter(None, withheld):
-            for entry in audit["withheld"]:
-                say(f"  consent    {entry['count']} {entry['kind']} of {audit['source']}: {entry['reason']}")
+            for entry in audit.withheld:
+                say(f"  consent    {entry.count} {entry.kind} of {audit.source}: {entry.reason}")
         for source, reading, reason in self.refused_at_ingress:
             say(f"  refused    {source} {reading}: {reason}")
         for record in rejected:

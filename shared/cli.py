@@ -166,9 +166,9 @@ def _parked(args: argparse.Namespace) -> int:
     progress = Progress("parked")
     for item in get_context().parked.all():
         progress.step()
-        if args.stale and not item["stale"]:
+        if args.stale and not item.stale:
             continue
-        print(json.dumps(item, sort_keys=True))
+        print(json.dumps(item.to_item(), sort_keys=True))
     progress.done()
     return 0
 
@@ -186,7 +186,7 @@ def _create_user(args: argparse.Namespace) -> int:
     user = context.directory.create_user(
         args.username, password, email=args.email, name=args.name, patient_id=patient_id
     )
-    print(json.dumps({"username": user["id"], "sub": user["sub"], "patientId": user["patientId"]}))
+    print(json.dumps(user.public()))
     return 0
 
 
@@ -197,9 +197,9 @@ def _withings_resubscribe(_: argparse.Namespace) -> int:
 
     context = get_context()
     for record in context.consents.list(source="withings", status="active"):
-        if record.get("accountId"):
-            done = context.withings_connector.resubscribe(str(record["accountId"]))
-            print(json.dumps({"withingsUser": record["accountId"], **done}))
+        if record.account_id:
+            done = context.withings_connector.resubscribe(record.account_id)
+            print(json.dumps({"withingsUser": record.account_id, **done}))
     return 0
 
 

@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.cosmos import DatabaseProxy
@@ -23,6 +22,7 @@ from shared.clients.keyvault import secret_client
 from shared.clients.storage import container_client, queue_client
 from shared.consent.registry import ConsentAudit, ConsentCache, ConsentStore
 from shared.counters import FixedWindowCounter
+from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
 from shared.errors import ConfigurationError
 from shared.fhir.client import FhirClient
@@ -287,7 +287,7 @@ class AppContext:
         )
 
     @cached_property
-    def device_lookup(self) -> Batcher[str, dict[str, Any] | None]:
+    def device_lookup(self) -> Batcher[str, DeviceRecord | None]:
         """Device reads of the records one worker process runs at once, in one query."""
         return Batcher(self.devices.find_many, max_items=100, max_wait_s=0.005)
 

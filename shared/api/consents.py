@@ -7,7 +7,7 @@ import azure.functions as func
 from shared.api.callers import ANONYMOUS, admin
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, query_param, read_json_model
-from shared.devices.types import PROVIDERS, public_view
+from shared.devices.types import PROVIDERS
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -21,7 +21,7 @@ def grant_consent(req: func.HttpRequest) -> func.HttpResponse:
     grant = read_json_model(req, ConsentGrant, context.settings.max_body_bytes)
     patient_id = context.patients.resolve(grant.patient_id)
     record, created = context.consents.grant(grant.model_copy(update={"patient_id": patient_id}), principal.subject)
-    return json_response(public_view(record), status=201 if created else 200)
+    return json_response(record, status=201 if created else 200)
 
 
 @bp.route(route="consents", methods=["GET"], auth_level=ANONYMOUS)
@@ -34,7 +34,9 @@ def list_consents(req: func.HttpRequest) -> func.HttpResponse:
         source=query_param(req, "source", PROVIDERS),
         status=query_param(req, "status", ("active", "revoked", "needs-reconsent")),
     )
-    return json_response({"items": [public_view(record) for record in records]})
+    from shared.consent.records import ConsentList
+
+    return json_response(ConsentList(items=records))
 
 
 @bp.route(route="consents/{id}", methods=["GET"], auth_level=ANONYMOUS)
@@ -42,7 +44,7 @@ def list_consents(req: func.HttpRequest) -> func.HttpResponse:
 def get_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     admin(context, req)
-    return json_response(public_view(context.consents.get(req.route_params.get("id", ""))))
+    return json_response(context.consents.get(req.route_params.get("id", "")))
 
 
 @bp.route(route="consents/{id}/revoke", methods=["POST"], auth_level=ANONYMOUS)
@@ -51,4 +53,4 @@ def revoke_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     principal = admin(context, req)
     record = context.consents.revoke(req.route_params.get("id", ""), principal.subject)
-    return json_response(public_view(record))
+    return json_response(record)

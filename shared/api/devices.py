@@ -11,7 +11,7 @@ import azure.functions as func
 from shared.api.callers import ANONYMOUS, admin, current_session, is_back_office
 from shared.api.context import get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
-from shared.devices.types import PROVIDERS, public_view
+from shared.devices.types import PROVIDERS
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -24,7 +24,7 @@ def register_device(req: func.HttpRequest) -> func.HttpResponse:
     from shared.devices.models import DeviceRegistration
     registration = read_json_model(req, DeviceRegistration, context.settings.max_body_bytes)
     device, created = context.devices.register(registration)
-    return json_response(public_view(device), status=201 if created else 200)
+    return json_response(device, status=201 if created else 200)
 
 
 @bp.route(route="devices", methods=["GET"], auth_level=ANONYMOUS)
@@ -39,7 +39,9 @@ def list_devices(req: func.HttpRequest) -> func.HttpResponse:
         page_size=int_param(req, "pageSize", 50, 1, 200),
         continuation=query_param(req, "continuationToken"),
     )
-    return json_response({"items": [public_view(item) for item in items], "continuationToken": continuation})
+    from shared.devices.records import DevicePage
+
+    return json_response(DevicePage(items=items, continuation_token=continuation))
 
 
 @bp.route(route="devices/{id}", methods=["GET"], auth_level=ANONYMOUS)
@@ -47,7 +49,7 @@ def list_devices(req: func.HttpRequest) -> func.HttpResponse:
 def get_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     admin(context, req)
-    return json_response(public_view(context.devices.get(req.route_params.get("id", ""))))
+    return json_response(context.devices.get(req.route_params.get("id", "")))
 
 
 @bp.route(route="devices/assign", methods=["POST"], auth_level=ANONYMOUS)
@@ -60,13 +62,13 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
         principal = admin(context, req)
         from shared.devices.models import AssignRequest
         request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
-        return json_response(public_view(context.assignment.by_clinic(request, principal.subject)))
+        return json_response(context.assignment.by_clinic(request, principal.subject))
     session = current_session(context, req)
     from shared.devices.models import AssignRequest
 
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
     device = context.assignment.by_patient(request, session.profile.patient_id, session.profile.sub)
-    return json_response(public_view(device))
+    return json_response(device)
 
 
 @bp.route(route="devices/{id}/unassign", methods=["POST"], auth_level=ANONYMOUS)
@@ -92,4 +94,4 @@ def correct_attribution(req: func.HttpRequest) -> func.HttpResponse:
     outcome = context.corrections.correct(
         req.route_params.get("id", ""), patient_id, request.valid_from, request.valid_to, principal.subject
     )
-    return json_response({**outcome, "device": public_view(outcome["device"])})
+    return json_response(outcome)

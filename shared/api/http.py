@@ -33,6 +33,12 @@ JSON = "application/json"
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """``body``: a typed answer (a record: its API view; any pydantic model) or plain JSON.
+    Recognised by shape, so that importing the HTTP layer does not import pydantic."""
+    if hasattr(body, "public"):
+        body = body.public()
+    elif hasattr(body, "model_dump"):
+        body = body.model_dump(by_alias=True, mode="json")
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")), status_code=status, mimetype=JSON, charset="utf-8", headers=headers
     )

@@ -73,9 +73,9 @@ def withings_disconnect(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     patient_id = patient_of_caller(context, req)
     record = context.consents.find(patient_id, "withings")
-    if record is None or not record.get("accountId"):
+    if record is None or not record.account_id:
         raise NotFound("this patient has no Withings account linked")
-    context.withings_connector.unlink(str(record["accountId"]), by="disconnect")
+    context.withings_connector.unlink(record.account_id, by="disconnect")
     return func.HttpResponse(status_code=204)
 
 

@@ -18,12 +18,14 @@ from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
+from pydantic import Field
 
 from shared.bff.passwords import MIN_PASSWORD_LENGTH, dummy_hash, hash_password, verify_password
-from shared.clients.cosmos import NoChange, update_item
+from shared.clients.cosmos import NoChange, read_or_none, update_item
 from shared.clients.transport import http_session
 from shared.clock import instant_text, utc_now
 from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
+from shared.records import Instant, Record
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,27 @@ class UserProfile:
             if value:
                 claims[key] = value
         return claims
+
+
+class UserRecord(Record):
+    """A user of the built-in directory: only a password hash and, during a reset, a token
+    hash are stored, never either in clear."""
+
+    id: str = Field(description="the user name, lower case")
+    email: str
+    name: str
+    patient_id: str = Field(alias="patientId")
+    sub: str
+    password_hash: str = Field(alias="passwordHash")
+    created_at: Instant = Field(alias="createdAt")
+    reset_token_hash: str | None = Field(default=None, alias="resetTokenHash")
+    reset_expires_at: Instant | None = Field(default=None, alias="resetExpiresAt")
+
+    def to_item(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def public(self) -> dict[str, Any]:
+        return {"username": self.id, "sub": self.sub, "patientId": self.patient_id}
 
 
 class IdentityProvider(Protocol):
@@ -85,7 +108,7 @@ class DirectoryIdentityProvider:
         self.token_lifetime = token_lifetime
         self.clock = clock
 
-    def create_user(self, username: str, password: str, *, email: str, name: str, patient_id: str) -> dict[str, Any]:
+    def create_user(self, username: str, password: str, *, email: str, name: str, patient_id: str) -> UserRecord:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
         key = directory_key(username)
@@ -93,40 +116,34 @@ class DirectoryIdentityProvider:
             raise BadRequest(
                 f"a user name has 1 to {MAX_USERNAME_LENGTH} printable characters, none of them / \\ ? or #"
             )
-        user = {
-            "id": key,
-            "email": email.strip().lower(),
-            "name": name,
-            "patientId": patient_id,
-            "sub": f"user-{secrets.token_hex(8)}",
-            "passwordHash": hash_password(password),
-            "createdAt": instant_text(self.clock()),
-        }
+        user = UserRecord(
+            id=key,
+            email=email.strip().lower(),
+            name=name,
+            patient_id=patient_id,
+            sub=f"user-{secrets.token_hex(8)}",
+            password_hash=hash_password(password),
+            created_at=self.clock(),
+        )
         try:
-            created: dict[str, Any] = self.users.create_item(user)
+            created = self.users.create_item(user.to_item())
         except cosmos_errors.CosmosResourceExistsError:
-            raise Conflict(f"a user named {user['id']!r} exists already") from None
-        return created
+            raise Conflict(f"a user named {user.id!r} exists already") from None
+        return UserRecord.from_item(created)
 
-    def _user(self, username: str) -> dict[str, Any] | None:
+    def _user(self, username: str) -> UserRecord | None:
         key = directory_key(username)
         if key is None:
             return None
-        try:
-            item: dict[str, Any] = self.users.read_item(key, partition_key=key)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            return None
-        return item
+        item = read_or_none(self.users, key, key)
+        return UserRecord.from_item(item) if item is not None else None
 
     def authenticate(self, username: str, password: str) -> UserProfile:
         user = self._user(username)
-        valid = verify_password(password, user["passwordHash"] if user else dummy_hash())
+        valid = verify_password(password, user.password_hash if user else dummy_hash())
         if user is None or not valid:
             raise Unauthorized(WRONG_CREDENTIALS)
-        return UserProfile(
-            sub=user["sub"], patient_id=user["patientId"], name=user.get("name"), email=user.get("email"),
-            username=user["id"],
-        )  # fmt: skip
+        return UserProfile(sub=user.sub, patient_id=user.patient_id, name=user.name, email=user.email, username=user.id)
 
     def request_password_reset(self, email: str) -> None:
         matches = list(
@@ -138,20 +155,20 @@ class DirectoryIdentityProvider:
         )
         if len(matches) != 1:
             return
-        user = matches[0]
+        user = UserRecord.from_item(matches[0])
         token = secrets.token_urlsafe(32)
         expires = self.clock() + self.token_lifetime
 
         def set_token(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is None:
                 raise NoChange  # deleted meanwhile: nothing to reset
-            current["resetTokenHash"] = _digest(token)  # the latest request's token wins
-            current["resetExpiresAt"] = instant_text(expires)
-            return current
+            # The latest request's token wins.
+            changed = {"reset_token_hash": _digest(token), "reset_expires_at": expires}
+            return UserRecord.from_item(current).model_copy(update=changed).to_item()
 
-        if update_item(self.users, user["id"], user["id"], set_token) is None:
+        if update_item(self.users, user.id, user.id, set_token) is None:
             return
-        message = {"email": user["email"], "username": user["id"], "token": token, "expiresAt": instant_text(expires)}
+        message = {"email": user.email, "username": user.id, "token": token, "expiresAt": instant_text(expires)}
         self.outbox.send_message(json.dumps(message).encode())
 
     def confirm_password_reset(self, token: str, new_password: str) -> None:
@@ -168,14 +185,14 @@ class DirectoryIdentityProvider:
         invalid = BadRequest("the reset token is invalid or has expired")
         if len(matches) != 1:
             raise invalid
-        user = matches[0]
-        if dt.datetime.fromisoformat(user["resetExpiresAt"]) < self.clock():
+        etag = matches[0]["_etag"]
+        user = UserRecord.from_item(matches[0])
+        if user.reset_expires_at is None or user.reset_expires_at < self.clock():
             raise invalid
-        user["passwordHash"] = hash_password(new_password)
-        user.pop("resetTokenHash", None)
-        user.pop("resetExpiresAt", None)
+        changed = {"password_hash": hash_password(new_password), "reset_token_hash": None, "reset_expires_at": None}
+        item = user.model_copy(update=changed).to_item()
         try:
-            self.users.replace_item(user["id"], user, etag=user["_etag"], match_condition=MatchConditions.IfNotModified)
+            self.users.replace_item(user.id, item, etag=etag, match_condition=MatchConditions.IfNotModified)
         except cosmos_errors.CosmosAccessConditionFailedError:
             raise invalid from None  # used concurrently: one use only
 

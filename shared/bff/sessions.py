@@ -9,22 +9,34 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
+from pydantic import Field
 
 from shared.bff.identity import UserProfile
-from shared.clients.cosmos import delete_if_present
-from shared.clock import instant_text, utc_now
+from shared.clients.cosmos import delete_if_present, read_or_none
+from shared.clock import utc_now
 from shared.errors import Unauthorized
+from shared.records import Instant, Record
 
 _TOUCH_EVERY = dt.timedelta(minutes=1)  # idle expiry moves at most once a minute: fewer writes
 
 
 def session_key(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
+
+
+class SessionRecord(Record):
+    """Stored under the hash of the session id: the id itself exists only in the cookie."""
+
+    id: str
+    profile: UserProfile
+    created_at: Instant = Field(alias="createdAt")
+    last_seen_at: Instant = Field(alias="lastSeenAt")
+    absolute_expires_at: Instant = Field(alias="absoluteExpiresAt")
+    ttl: int = Field(description="Cosmos DB removes the item after this many seconds")
 
 
 @dataclass(frozen=True)
@@ -51,16 +63,15 @@ class SessionStore:
         sid = secrets.token_urlsafe(32)
         now = self.clock()
         key = session_key(sid)
-        self.container.create_item(
-            {
-                "id": key,
-                "profile": profile.__dict__,
-                "createdAt": instant_text(now),
-                "lastSeenAt": instant_text(now),
-                "absoluteExpiresAt": instant_text(now + self.absolute),
-                "ttl": int(self.absolute.total_seconds()),  # Cosmos DB clean-up in Azure
-            }
+        record = SessionRecord(
+            id=key,
+            profile=profile,
+            created_at=now,
+            last_seen_at=now,
+            absolute_expires_at=now + self.absolute,
+            ttl=int(self.absolute.total_seconds()),
         )
+        self.container.create_item(record.to_item())
         return sid, Session(key, profile, now + self.absolute)
 
     def resolve(self, sid: str | None) -> Session:
@@ -69,27 +80,25 @@ class SessionStore:
         if not sid or len(sid) > 200:
             raise expired
         key = session_key(sid)
-        try:
-            item: dict[str, Any] = self.container.read_item(key, partition_key=key)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            raise expired from None
+        item = read_or_none(self.container, key, key)
+        if item is None:
+            raise expired
+        record = SessionRecord.from_item(item)
         now = self.clock()
-        last_seen = dt.datetime.fromisoformat(item["lastSeenAt"])
-        absolute_expiry = dt.datetime.fromisoformat(item["absoluteExpiresAt"])
-        if now >= absolute_expiry or now >= last_seen + self.idle:
+        if now >= record.absolute_expires_at or now >= record.last_seen_at + self.idle:
             self.end(sid)
             raise expired
-        if now - last_seen >= _TOUCH_EVERY:
-            item["lastSeenAt"] = instant_text(now)
+        if now - record.last_seen_at >= _TOUCH_EVERY:
+            touched = record.model_copy(update={"last_seen_at": now}).to_item()
             try:  # conditional: a session ended meanwhile (logout) is never brought back
                 self.container.replace_item(
-                    key, item, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+                    key, touched, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
                 )
             except cosmos_errors.CosmosResourceNotFoundError:
                 raise expired from None
             except cosmos_errors.CosmosAccessConditionFailedError:
                 pass  # touched by a concurrent request: the idle clock moved anyway
-        return Session(key, UserProfile(**item["profile"]), absolute_expiry)
+        return Session(key, record.profile, record.absolute_expires_at)
 
     def end(self, sid: str) -> None:
         key = session_key(sid)

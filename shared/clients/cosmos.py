@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.identity import credential_for
 from shared.clients.transport import sdk_options
-from shared.errors import Conflict
+from shared.errors import BadRequest, Conflict
 from shared.names import COSMOS_CONTAINERS
 from shared.settings import Settings
 
@@ -70,6 +72,20 @@ def read_or_none(container: ContainerProxy, item_id: str, partition_key: str) ->
     except cosmos_errors.CosmosResourceNotFoundError:
         return None
     return item
+
+
+def decode_continuation(token: str) -> str:
+    """The API's continuation token is Cosmos DB's, base64url-encoded (URL-safe, opaque)."""
+    try:
+        decoded = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        json.loads(decoded)
+    except (ValueError, UnicodeError):
+        raise BadRequest("continuationToken is not valid") from None
+    return decoded
+
+
+def encode_continuation(token: str | None) -> str | None:
+    return base64.urlsafe_b64encode(token.encode()).decode() if token else None
 
 
 class NoChange(Exception):

@@ -9,14 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
-from shared.clients.cosmos import NoChange, filtered_query, update_item
-from shared.clock import instant_text, utc_now
+from shared.clients.cosmos import NoChange, filtered_query, read_or_none, update_item
+from shared.clock import utc_now
 from shared.consent.models import ConsentGrant, ConsentStatus, consent_id
+from shared.consent.records import ConsentAuditRecord, ConsentEvent, ConsentRecord, WithheldCount
 from shared.devices.types import PROVIDERS
 from shared.errors import BadRequest, NotFound
 from shared.measurement import Measurement
@@ -32,102 +33,103 @@ class ConsentStore:
         for listener in self.listeners:
             listener(patient_id, source)
 
-    def find(self, patient_id: str, source: str) -> dict[str, Any] | None:
-        try:
-            record: dict[str, Any] = self.container.read_item(consent_id(source, patient_id), partition_key=patient_id)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            return None
-        return record
+    def find(self, patient_id: str, source: str) -> ConsentRecord | None:
+        item = read_or_none(self.container, consent_id(source, patient_id), patient_id)
+        return ConsentRecord.from_item(item) if item is not None else None
 
-    def get(self, record_id: str) -> dict[str, Any]:
+    def get(self, record_id: str) -> ConsentRecord:
         source, _, patient_id = record_id.partition(".")
         record = self.find(patient_id, source) if source in PROVIDERS and patient_id else None
         if record is None:
             raise NotFound(f"no consent record with id {record_id!r}")
         return record
 
-    def grant(self, grant: ConsentGrant, recorded_by: str, *, merge: bool = False) -> tuple[dict[str, Any], bool]:
+    def grant(self, grant: ConsentGrant, recorded_by: str, *, merge: bool = False) -> tuple[ConsentRecord, bool]:
         """(record, created). ``merge`` adds the scopes to what is already granted (a clinic
         attesting a device's kinds); otherwise the grant states the scopes exactly. Safe under
         concurrency: concurrent merges all land (optimistic concurrency, retried)."""
         record_id = consent_id(grant.source, grant.patient_id)
         created = False
 
-        def apply(existing: dict[str, Any] | None) -> dict[str, Any]:
+        def apply(item: dict[str, object] | None) -> dict[str, object]:
             nonlocal created
-            created = existing is None
-            now = instant_text(self.clock())
+            created = item is None
+            existing = ConsentRecord.from_item(item) if item is not None else None
+            now = self.clock()
             scopes = set(grant.scopes)
-            if merge and existing is not None and existing.get("status") == "active":
-                scopes |= set(existing.get("scopes", []))
-            return {
-                "id": record_id,
-                "patientId": grant.patient_id,
-                "source": grant.source,
-                "scopes": sorted(scopes),
-                "status": "active",
-                "attestation": grant.attestation,
-                "grantedAt": now,
-                "revokedAt": None,
-                "recordedBy": recorded_by,
-                "accountId": grant.account_id or (existing or {}).get("accountId"),
-                "history": [*(existing or {}).get("history", []), {"action": "grant", "at": now, "by": recorded_by}],
-            }
+            if merge and existing is not None and existing.active:
+                scopes |= set(existing.scopes)
+            history = existing.history if existing is not None else []
+            return ConsentRecord(
+                id=record_id,
+                patient_id=grant.patient_id,
+                source=grant.source,
+                scopes=sorted(scopes),
+                status="active",
+                attestation=grant.attestation,
+                granted_at=now,
+                recorded_by=recorded_by,
+                account_id=grant.account_id or (existing.account_id if existing is not None else None),
+                history=[*history, ConsentEvent(action="grant", at=now, by=recorded_by)],
+            ).to_item()
 
         stored = update_item(self.container, record_id, grant.patient_id, apply)
         assert stored is not None  # apply always writes
         self._changed(grant.patient_id, grant.source)
-        return stored, created
+        return ConsentRecord.from_item(stored), created
 
-    def revoke(self, record_id: str, recorded_by: str) -> dict[str, Any]:
+    def revoke(self, record_id: str, recorded_by: str) -> ConsentRecord:
         return self.set_status(record_id, "revoked", recorded_by)
 
-    def set_status(self, record_id: str, status: ConsentStatus, recorded_by: str) -> dict[str, Any]:
+    def set_status(self, record_id: str, status: ConsentStatus, recorded_by: str) -> ConsentRecord:
         """``revoked`` (the patient withdrew) or ``needs-reconsent`` (the source's grant is gone)."""
         record = self.get(record_id)
 
-        def apply(current: dict[str, Any] | None) -> dict[str, Any]:
-            if current is None:
+        def apply(item: dict[str, object] | None) -> dict[str, object]:
+            if item is None:
                 raise NotFound(f"no consent record with id {record_id!r}")
-            if current.get("status") == status:
+            current = ConsentRecord.from_item(item)
+            if current.status == status:
                 raise NoChange
-            now = instant_text(self.clock())
-            current["status"] = status
+            now = self.clock()
+            current.status = status
             if status == "revoked":
-                current["revokedAt"] = now
-            current["history"] = [*current.get("history", []), {"action": status, "at": now, "by": recorded_by}]
-            return current
+                current.revoked_at = now
+            current.history.append(ConsentEvent(action=status, at=now, by=recorded_by))
+            return current.to_item()
 
-        stored = update_item(self.container, record["id"], record["patientId"], apply)
+        stored = update_item(self.container, record.id, record.patient_id, apply)
         assert stored is not None
-        self._changed(record["patientId"], record["source"])
-        return stored
+        self._changed(record.patient_id, record.source)
+        return ConsentRecord.from_item(stored)
 
     def require_reconsent(self, source: str, account_id: str, recorded_by: str) -> None:
         """The source's grant is gone (a refresh token refused): the link stays, the patient is
         asked to consent again, and the worker refuses the source's readings until then."""
         record = self.find_by_account(source, account_id)
         if record is not None:
-            self.set_status(record["id"], "needs-reconsent", recorded_by)
+            self.set_status(record.id, "needs-reconsent", recorded_by)
 
-    def find_by_account(self, source: str, account_id: str) -> dict[str, Any] | None:
+    def find_by_account(self, source: str, account_id: str) -> ConsentRecord | None:
         """The consent that links a source's user (a Withings userid) to a patient."""
-        matches = list(
-            self.container.query_items(
+        matches = [
+            ConsentRecord.from_item(item)
+            for item in self.container.query_items(
                 "SELECT * FROM c WHERE c.source = @source AND c.accountId = @account",
                 parameters=[{"name": "@source", "value": source}, {"name": "@account", "value": account_id}],
                 enable_cross_partition_query=True,
             )
-        )
-        matches.sort(key=lambda record: record.get("status") != "active")  # an active link first
+        ]
+        matches.sort(key=lambda record: not record.active)  # an active link first
         return matches[0] if matches else None
 
     def list(
         self, *, patient_id: str | None = None, source: str | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[ConsentRecord]:
         query, parameters = filtered_query({"patientId": patient_id, "source": source, "status": status})
         try:
-            return list(self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True))
+            items = self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True)
+            return [ConsentRecord.from_item(item) for item in items]
         except cosmos_errors.CosmosHttpResponseError as exc:
             if exc.status_code == 400:
                 raise BadRequest("the consent query is not valid") from None
@@ -135,7 +137,7 @@ class ConsentStore:
 
 
 class ConsentFinder(Protocol):
-    def find(self, patient_id: str, source: str) -> dict[str, Any] | None: ...
+    def find(self, patient_id: str, source: str) -> ConsentRecord | None: ...
 
 
 class ConsentCache:
@@ -152,11 +154,11 @@ class ConsentCache:
         self.store = store
         self.ttl_s = ttl_s
         self.clock = clock
-        self._entries: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+        self._entries: dict[tuple[str, str], tuple[float, ConsentRecord | None]] = {}
         self._lock = threading.Lock()
         store.listeners.append(self.invalidate)
 
-    def find(self, patient_id: str, source: str) -> dict[str, Any] | None:
+    def find(self, patient_id: str, source: str) -> ConsentRecord | None:
         key = (patient_id, source)
         now = self.clock()
         with self._lock:
@@ -164,7 +166,7 @@ class ConsentCache:
         if entry is not None and now - entry[0] < self.ttl_s:
             return entry[1]
         record = self.store.find(patient_id, source)
-        if record is not None and record.get("status") == "active":
+        if record is not None and record.active:
             with self._lock:
                 self._entries[key] = (now, record)
         return record
@@ -179,7 +181,7 @@ class ConsentCheck:
     """Consent decisions for one raw record: each (patient, source) record read once."""
 
     store: ConsentFinder
-    _records: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    _records: dict[tuple[str, str], ConsentRecord | None] = field(default_factory=dict)
 
     def refusal(self, measurement: Measurement, patient_id: str) -> str | None:
         """Why this reading may not be written for this patient, or None."""
@@ -189,9 +191,9 @@ class ConsentCheck:
         record = self._records[key]
         if record is None:
             return f"no consent recorded for {measurement.source}"
-        if record.get("status") != "active":
-            return f"consent for {measurement.source} is {record.get('status')}"
-        if measurement.kind.value not in record.get("scopes", []):
+        if not record.active:
+            return f"consent for {measurement.source} is {record.status}"
+        if measurement.kind.value not in record.scopes:
             return f"{measurement.kind.value} is outside the consented scopes"
         return None
 
@@ -209,22 +211,18 @@ class ConsentAudit:
         counts: dict[tuple[str, str, str], int] = {}
         for key in withheld:
             counts[key] = counts.get(key, 0) + 1
-        self.container.upsert_item(
-            {
-                "id": receipt_id,
-                "receiptId": receipt_id,
-                "source": source,
-                "checkedAt": instant_text(self.clock()),
-                "withheld": [
-                    {"patientId": patient, "kind": kind, "reason": reason, "count": count}
-                    for (patient, kind, reason), count in sorted(counts.items())
-                ],
-            }
+        audit = ConsentAuditRecord(
+            id=receipt_id,
+            receipt_id=receipt_id,
+            source=source,
+            checked_at=self.clock(),
+            withheld=[
+                WithheldCount(patient_id=patient, kind=kind, reason=reason, count=count)
+                for (patient, kind, reason), count in sorted(counts.items())
+            ],
         )
+        self.container.upsert_item(audit.to_item())
 
-    def get(self, receipt_id: str) -> dict[str, Any] | None:
-        try:
-            item: dict[str, Any] = self.container.read_item(receipt_id, partition_key=receipt_id)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            return None
-        return item
+    def get(self, receipt_id: str) -> ConsentAuditRecord | None:
+        item = read_or_none(self.container, receipt_id, receipt_id)
+        return ConsentAuditRecord.from_item(item) if item is not None else None

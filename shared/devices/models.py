@@ -56,7 +56,7 @@ class AssignRequest(StrictModel):
     def registration(self) -> DeviceRegistration:
         return DeviceRegistration(
             provider=self.device_provider,
-            providerDeviceId=self.device_id,
+            provider_device_id=self.device_id,
             type=self.device_type,
             name=self.name,
         )

@@ -4,7 +4,6 @@ assign, and the registry's id scheme. Plain data, importable by anything."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from shared.measurement import Kind
 
@@ -38,8 +37,3 @@ DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {
 def registry_id(provider: str, provider_device_id: str) -> str:
     """Deterministic: registering the same device twice finds the same item."""
     return "device-" + hashlib.sha256(f"{provider}|{provider_device_id}".encode()).hexdigest()[:32]
-
-
-def public_view(item: dict[str, Any]) -> dict[str, Any]:
-    """The API's view of a stored item (no Cosmos system properties)."""
-    return {k: v for k, v in item.items() if not k.startswith("_")}

@@ -7,15 +7,35 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from azure.cosmos import ContainerProxy
+from pydantic import Field
 
 from shared.clients.cosmos import delete_if_present, update_item
-from shared.clock import instant_text, utc_now
-from shared.devices.registry import Assignment, assignments_of
+from shared.clock import utc_now
+from shared.devices.records import DeviceRecord
 from shared.devices.types import registry_id
 from shared.measurement import Measurement
+from shared.records import Instant, Record
+
+
+class ParkedRecord(Record):
+    id: str
+    receipt_id: str = Field(alias="receiptId")
+    source: str
+    device_ids: list[str] = Field(alias="deviceIds")
+    device_identifiers: list[str] = Field(alias="deviceIdentifiers")
+    measured_from: Instant = Field(alias="measuredFrom")
+    measured_to: Instant = Field(alias="measuredTo")
+    readings: int
+    source_ids: list[str] = Field(alias="sourceIds", description="the first 100")
+    parked_at: Instant = Field(alias="parkedAt")
+
+
+class ParkedView(ParkedRecord):
+    """What ``parked`` lists: the record, and whether it is past the look-back."""
+
+    stale: bool
 
 
 class ParkedReadings:
@@ -35,21 +55,21 @@ class ParkedReadings:
                     device_ids.add(registry_id(source, value))
                     identifiers.add(value)
         moments = [m.effective_start for m in readings]
-        def record(current: dict[str, Any] | None) -> dict[str, Any]:
+        def record(current: dict[str, object] | None) -> dict[str, object]:
             # A re-driven record keeps its first parking time: the look-back does not restart.
-            parked_at = current["parkedAt"] if current is not None else instant_text(self.clock())
-            return {
-                "id": receipt_id,
-                "receiptId": receipt_id,
-                "source": source,
-                "deviceIds": sorted(device_ids),
-                "deviceIdentifiers": sorted(identifiers),
-                "measuredFrom": instant_text(min(moments)),
-                "measuredTo": instant_text(max(moments)),
-                "readings": len(readings),
-                "sourceIds": [m.source_id for m in readings][:100],
-                "parkedAt": parked_at,
-            }
+            parked_at = ParkedRecord.from_item(current).parked_at if current is not None else self.clock()
+            return ParkedRecord(
+                id=receipt_id,
+                receipt_id=receipt_id,
+                source=source,
+                device_ids=sorted(device_ids),
+                device_identifiers=sorted(identifiers),
+                measured_from=min(moments),
+                measured_to=max(moments),
+                readings=len(readings),
+                source_ids=[m.source_id for m in readings][:100],
+                parked_at=parked_at,
+            ).to_item()
 
         update_item(self.container, receipt_id, receipt_id, record)
 
@@ -57,26 +77,25 @@ class ParkedReadings:
         """The record's readings are all attributed now."""
         delete_if_present(self.container, receipt_id, receipt_id)
 
-    def all(self) -> Iterator[dict[str, Any]]:
+    def all(self) -> Iterator[ParkedView]:
         for item in self.container.query_items("SELECT * FROM c ORDER BY c.id", enable_cross_partition_query=True):
-            yield {**{k: v for k, v in item.items() if not k.startswith("_")}, "stale": self.is_stale(item)}
+            record = ParkedRecord.from_item(item)
+            yield ParkedView(**dict(record), stale=self.is_stale(record))
 
-    def is_stale(self, item: dict[str, Any]) -> bool:
-        return dt.datetime.fromisoformat(item["parkedAt"]) < self.clock() - self.lookback
+    def is_stale(self, record: ParkedRecord) -> bool:
+        return record.parked_at < self.clock() - self.lookback
 
-    def waiting_for(self, device: dict[str, Any]) -> list[str]:
+    def waiting_for(self, device: DeviceRecord) -> list[str]:
         """Receipt ids of the parked records this device's assignments now cover (within the
         look-back); the caller re-drives them."""
-        assignments = assignments_of(device)
         items = self.container.query_items(
             "SELECT * FROM c WHERE ARRAY_CONTAINS(c.deviceIds, @device)",
-            parameters=[{"name": "@device", "value": device["id"]}],
+            parameters=[{"name": "@device", "value": device.id}],
             enable_cross_partition_query=True,
         )
-        return [item["receiptId"] for item in items if not self.is_stale(item) and _covered(item, assignments)]
+        records = [ParkedRecord.from_item(item) for item in items]
+        return [r.receipt_id for r in records if not self.is_stale(r) and _covered(r, device)]
 
 
-def _covered(item: dict[str, Any], assignments: list[Assignment]) -> bool:
-    start = dt.datetime.fromisoformat(item["measuredFrom"])
-    end = dt.datetime.fromisoformat(item["measuredTo"])
-    return any(a.covers(start) or a.covers(end) for a in assignments)
+def _covered(record: ParkedRecord, device: DeviceRecord) -> bool:
+    return any(a.covers(record.measured_from) or a.covers(record.measured_to) for a in device.assignments)

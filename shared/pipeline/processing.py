@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.consent.registry import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
-from shared.devices.registry import Attribution, DeviceRegistry
+from shared.devices.attribution import Attribution
+from shared.devices.records import DeviceRecord
+from shared.devices.registry import DeviceRegistry
 from shared.errors import InvalidPayload
 from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement, ParseResult
@@ -49,7 +51,7 @@ class ReadingProcessor:
     parked: ParkedReadings
     deletions: Deletions
     consent_lookup: ConsentFinder | None = None  # the process's consent cache, if any
-    device_lookup: Callable[[list[str]], list[dict[str, Any] | None]] | None = None  # coalesced reads
+    device_lookup: Callable[[list[str]], list[DeviceRecord | None]] | None = None  # coalesced reads
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         options: dict[str, Any] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.consent.models import ConsentGrant
 from shared.devices.types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS, registry_id
@@ -17,6 +17,7 @@ from shared.pipeline.replay import replay_archived
 if TYPE_CHECKING:
     from shared.consent.registry import ConsentStore
     from shared.devices.models import AssignRequest
+    from shared.devices.records import DeviceRecord
     from shared.devices.registry import DeviceRegistry
     from shared.fhir.patients import PatientDirectory
     from shared.pipeline.parking import ParkedReadings
@@ -33,13 +34,13 @@ class DeviceAssignment:
     raw_store: RawRecordStore
     patients: PatientDirectory
 
-    def by_clinic(self, request: AssignRequest, recorded_by: str) -> dict[str, Any]:
+    def by_clinic(self, request: AssignRequest, recorded_by: str) -> DeviceRecord:
         """Registers the device if unknown, opens the assignment (the patient must exist in the
         FHIR server), and records the clinic's consent for the kinds the device measures."""
         patient_id = self.patients.resolve(request.assigned_patient_id)
         return self._assign(request, patient_id, recorded_by, clinic_attests=True)
 
-    def by_patient(self, request: AssignRequest, patient_id: str, recorded_by: str) -> dict[str, Any]:
+    def by_patient(self, request: AssignRequest, patient_id: str, recorded_by: str) -> DeviceRecord:
         """The app assigns one of the patient's own devices to the session's patient, from now."""
         if request.device_provider not in PATIENT_ASSIGNABLE_PROVIDERS:
             raise Forbidden(
@@ -51,7 +52,7 @@ class DeviceAssignment:
 
     def _assign(
         self, request: AssignRequest, patient_id: str, recorded_by: str, *, clinic_attests: bool
-    ) -> dict[str, Any]:
+    ) -> DeviceRecord:
         registration = request.registration()
         self.devices.register(registration)
         device_id = registry_id(registration.provider, registration.provider_device_id)
@@ -59,7 +60,7 @@ class DeviceAssignment:
         if clinic_attests:
             scopes = [kind.value for kind in DEVICE_TYPE_KINDS[registration.type]]
             grant = ConsentGrant(
-                patientId=patient_id, source=registration.provider, scopes=scopes, attestation="clinic"
+                patient_id=patient_id, source=registration.provider, scopes=scopes, attestation="clinic"
             )
             self.consents.grant(grant, recorded_by, merge=True)
         waiting = self.parked.waiting_for(device)

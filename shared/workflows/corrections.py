@@ -11,9 +11,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from shared.clock import instant_text
 from shared.consent.models import ConsentGrant
 from shared.consent.registry import ConsentStore
+from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
 from shared.devices.types import DEVICE_TYPE_KINDS
 from shared.errors import BadRequest
@@ -22,6 +25,7 @@ from shared.fhir.mapping import entered_in_error, observation_id
 from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.replay import replay_archived
 from shared.pipeline.store import RawRecordStore
+from shared.records import Record
 
 _READING_SYSTEM_PREFIX, _READING_SYSTEM_SUFFIX = "urn:iomt-hub:", ":reading"
 _PAGE = 500
@@ -41,6 +45,12 @@ def moved_copy(resource: dict[str, Any], patient_id: str) -> dict[str, Any] | No
     return copy
 
 
+class CorrectionOutcome(Record):
+    device: DeviceRecord
+    moved: int = Field(description="Observations rewritten to the right patient")
+    re_driven: int = Field(alias="reDriven", description="parked records re-driven")
+
+
 @dataclass
 class AttributionCorrection:
     devices: DeviceRegistry
@@ -51,14 +61,14 @@ class AttributionCorrection:
 
     def correct(
         self, device_id: str, patient_id: str, start: dt.datetime, end: dt.datetime | None, recorded_by: str
-    ) -> dict[str, Any]:
+    ) -> CorrectionOutcome:
         if end is not None and end <= start:
             raise BadRequest("to must be after from")
 
         device = self.devices.reassign_period(device_id, patient_id, start, end)
-        scopes = [kind.value for kind in DEVICE_TYPE_KINDS[device["type"]]]
+        scopes = [kind.value for kind in DEVICE_TYPE_KINDS[device.type]]
         self.consents.grant(
-            ConsentGrant(patientId=patient_id, source=device["provider"], scopes=scopes, attestation="clinic"),
+            ConsentGrant(patient_id=patient_id, source=device.provider, scopes=scopes, attestation="clinic"),
             recorded_by,
             merge=True,
         )
@@ -75,12 +85,12 @@ class AttributionCorrection:
         waiting = self.parked.waiting_for(device)
         if waiting:
             replay_archived(self.raw_store, waiting)
-        return {"device": device, "moved": len(writes) // 2, "reDriven": len(waiting)}
+        return CorrectionOutcome(device=device, moved=len(writes) // 2, re_driven=len(waiting))
 
     def _observations(
-        self, device: dict[str, Any], start: dt.datetime, end: dt.datetime | None
+        self, device: DeviceRecord, start: dt.datetime, end: dt.datetime | None
     ) -> list[dict[str, Any]]:
-        fhir_devices = self.fhir.search("Device", {"identifier": device["providerDeviceId"], "_elements": "id"})
+        fhir_devices = self.fhir.search("Device", {"identifier": device.provider_device_id, "_elements": "id"})
         if not fhir_devices:
             return []
         params = {

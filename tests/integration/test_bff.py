@@ -210,7 +210,7 @@ def test_vetting_accepts_the_good_samples_and_lists_each_refusal(
     assert written == {pressure["uuid"], steps["uuid"]}  # nothing beyond the accepted samples
     consent = stack.consents.find("anna", "healthkit")
     assert consent is not None
-    assert "body-weight" not in consent["scopes"]
+    assert "body-weight" not in consent.scopes
 
 
 def test_bad_uploads_are_4xx(stack: AppContext, monkeypatch: pytest.MonkeyPatch):

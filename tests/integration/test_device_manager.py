@@ -187,7 +187,7 @@ def test_revoked_or_unconsented_kinds_are_not_written_and_are_audited(
     assert search(fhir_url, "Observation") == []
     audit = stack.consent_audit.get(receipt)
     assert audit is not None
-    assert {(w["kind"], w["reason"], w["count"]) for w in audit["withheld"]} == {
+    assert {(w.kind, w.reason, w.count) for w in audit.withheld} == {
         ("blood-pressure", "blood-pressure is outside the consented scopes", 1),
         ("heart-rate", "heart-rate is outside the consented scopes", 1),
     }
@@ -210,7 +210,7 @@ def test_revoked_or_unconsented_kinds_are_not_written_and_are_audited(
     assert search(fhir_url, "Observation") == []
     audit = stack.consent_audit.get(receipt)
     assert audit is not None
-    assert {w["reason"] for w in audit["withheld"]} == {"consent for medisante is revoked"}
+    assert {w.reason for w in audit.withheld} == {"consent for medisante is revoked"}
 
     status, listed = call(consents_api.list_consents, "GET", "consents", admin_token, params={"patientId": "dora"})
     assert status == 200

@@ -144,7 +144,7 @@ def test_a_queue_message_is_consumed_and_a_failing_one_reaches_poison(running_ho
     assert response.status_code == 202
     receipt = response.json()["receiptId"]
     parked = clean_cosmos.parked  # no device is assigned: the worker parks the reading
-    until(lambda: any(item["receiptId"] == receipt for item in parked.all()), "the worker to park the record")
+    until(lambda: any(item.receipt_id == receipt for item in parked.all()), "the worker to park the record")
 
     store.queue.send_message(b"not a raw record")  # the worker raises on it: the host retries, then gives up
     poisoned = until(

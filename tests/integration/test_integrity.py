@@ -128,8 +128,8 @@ def test_concurrent_clinic_assignments_keep_every_kind_in_the_consent(stack: App
     assert [status for status, _ in results] == [200] * 4
     record = stack.consents.get(consent_id("medisante", "anna"))
     expected = {kind.value for _, device_type in devices for kind in DEVICE_TYPE_KINDS[device_type]}
-    assert set(record["scopes"]) == expected
-    assert len(record["history"]) == 4
+    assert set(record.scopes) == expected
+    assert len(record.history) == 4
 
 
 def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(stack: AppContext, monkeypatch: pytest.MonkeyPatch):
@@ -347,7 +347,7 @@ def test_concurrent_cursor_moves_end_at_the_newest(stack: AppContext):
     run_together([functools.partial(cursors.advance, "777", "measure", value, 1.0) for value in values])
     cursor = cursors.get("777", "measure")
     assert cursor is not None
-    assert cursor["lastupdate"] == max(values)
+    assert cursor.lastupdate == max(values)
 
 
 def test_two_patients_assigned_one_device_at_once_only_one_wins(stack: AppContext, admin_token: str):
@@ -356,7 +356,7 @@ def test_two_patients_assigned_one_device_at_once_only_one_wins(stack: AppContex
     )
     assert sorted(status for status, _ in results) == [200, 409]
     device = stack.devices.get(registry_id("medisante", "358000000000999"))
-    assert len(device["assignments"]) == 1
+    assert len(device.assignments) == 1
 
 
 # -- 10. real Entra ID token shapes -------------------------------------------------------------------
@@ -540,7 +540,7 @@ def test_correcting_an_attribution_marks_the_old_and_writes_new_observations(
     assert {o["status"] for o in bobs} == {"final"}
     assert sorted(o["identifier"][0]["value"] for o in bobs) == sorted(o["identifier"][0]["value"] for o in annas)
     assert not {o["id"] for o in bobs} & set(after)
-    assert "blood-pressure" in stack.consents.get(consent_id("medisante", "bob"))["scopes"]
+    assert "blood-pressure" in stack.consents.get(consent_id("medisante", "bob")).scopes
 
     # The next delivery of the same payload lands with bob only, and nothing is duplicated.
     deliver(fixture_text("blood-pressure"))

@@ -95,7 +95,7 @@ def test_real_answers_validate_against_the_response_schemas(live: AppContext, fh
     assert list(validator(response_schema("/api/devices/assign", "post", 422)).iter_errors(error)) == []
     consent = live.consents.find("anna", "medisante")
     assert consent is not None
-    public = {k: v for k, v in consent.items() if not k.startswith("_")}
+    public = consent.public()
     assert list(validator("Consent").iter_errors(public)) == []
     response = medisante_api.medisante_webhook(
         http_request(

@@ -51,7 +51,7 @@ def test_accepted_payload_is_on_the_queue_before_the_answer(store: RawRecordStor
 def test_worker_writes_observations_for_a_record_with_a_patient(
     store: RawRecordStore, fhir_url: str, clean_cosmos: AppContext
 ):
-    grant = ConsentGrant(patientId="pipeline-p1", source="medisante", scopes=["blood-pressure", "heart-rate"])
+    grant = ConsentGrant(patient_id="pipeline-p1", source="medisante", scopes=["blood-pressure", "heart-rate"])
     clean_cosmos.consents.grant(grant, "test")
     store.accept(
         source="medisante",
@@ -74,7 +74,7 @@ def test_record_without_patient_is_parked_not_rejected_and_archived(store: RawRe
     drive_queue(store, pipeline_api.process_raw_record)
     assert list(store.rejected_records()) == []
     parked = list(clean_cosmos.parked.all())
-    assert [(p["receiptId"], p["readings"]) for p in parked] == [(envelope.receipt_id, 2)]
+    assert [(p.receipt_id, p.readings) for p in parked] == [(envelope.receipt_id, 2)]
     assert store.archive.download_blob(envelope.receipt_id).readall() == BP_FIXTURE.read_bytes()
     assert replay.replay_archived(store, [envelope.receipt_id]) == [envelope.receipt_id]
     assert (

@@ -163,7 +163,7 @@ def test_a_record_never_parked_issues_no_release(stack: AppContext, store: RawRe
 def status(cache: ConsentCache) -> str:
     record = cache.find("anna", "medisante")
     assert record is not None
-    return str(record["status"])
+    return str(record.status)
 
 
 def test_a_revocation_elsewhere_stops_writes_within_the_cache_time(stack: AppContext):
@@ -181,17 +181,17 @@ def test_a_revocation_elsewhere_stops_writes_within_the_cache_time(stack: AppCon
     from shared.consent.models import ConsentGrant
 
     stack.consents.grant(
-        ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
+        ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
     )
     assert status(stack_cache) == "active"  # this process's change: at once
     other_instance.revoke(consent_id("medisante", "anna"), "clinic")
     other_instance.grant(
-        ConsentGrant(patientId="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
+        ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
     )
     never_active = ConsentCache(stack.consents, ttl_s=30, clock=lambda: now[0])
     assert never_active.find("bob", "medisante") is None  # not consented: read again every time
     other_instance.grant(
-        ConsentGrant(patientId="bob", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
+        ConsentGrant(patient_id="bob", source="medisante", scopes=["body-weight"], attestation="clinic"), "clinic"
     )
     assert never_active.find("bob", "medisante") is not None  # a grant elsewhere applies at once
 

@@ -149,8 +149,8 @@ def test_connect_notify_and_sync_into_fhir_without_duplicates(
     assert (secret.properties.tags or {}).get("source") == "withings"
     consent = withings.consents.find("anna", "withings")
     assert consent is not None
-    assert (consent["status"], consent["accountId"]) == ("active", USERID)
-    assert {"blood-pressure", "body-weight", "steps", "ecg"} <= set(consent["scopes"])
+    assert (consent.status, consent.account_id) == ("active", USERID)
+    assert {"blood-pressure", "body-weight", "steps", "ecg"} <= set(consent.scopes)
     subscriptions = sim("/_sim/stats")["subscriptions"][USERID]
     assert {s["appli"] for s in subscriptions} == {1, 2, 4, 16, 54, 58, 46}
     assert all(s["callbackurl"].startswith(f"{host}/api/withings/notify/") for s in subscriptions)
@@ -233,7 +233,7 @@ def test_refresh_is_single_flight_and_a_dead_refresh_token_needs_reconsent(withi
         store.access_token(USERID)
     consent = withings.consents.find("anna", "withings")
     assert consent is not None
-    assert consent["status"] == "needs-reconsent"
+    assert consent.status == "needs-reconsent"
     outcome = withings.withings_jobs.handle(SyncJob(userid=USERID).model_dump_json())
     assert outcome["outcome"] == "consent-needs-reconsent"  # reported, not retried
 
@@ -304,14 +304,14 @@ def test_unlink_and_disconnect_remove_tokens_revoke_consent_and_unsubscribe(
         withings.withings_tokens.load(USERID)
     consent = withings.consents.find("anna", "withings")
     assert consent is not None
-    assert consent["status"] == "revoked"
+    assert consent.status == "revoked"
     assert sim("/_sim/stats")["subscriptions"][USERID] == []
 
     assert connect(admin_token).status_code == 200  # reconnect: the soft-deleted secret is recovered
-    assert withings.consents.find("anna", "withings")["status"] == "active"  # type: ignore[index]
+    assert withings.consents.find("anna", "withings").status == "active"
     status = send(withings_api.withings_disconnect, "POST", "x", token=admin_token, params={"patient": "anna"})
     assert status.status_code == 204
-    assert withings.consents.find("anna", "withings")["status"] == "revoked"  # type: ignore[index]
+    assert withings.consents.find("anna", "withings").status == "revoked"
     assert sim("/_sim/stats")["subscriptions"][USERID] == []
 
 

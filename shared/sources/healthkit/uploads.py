@@ -15,7 +15,7 @@ from shared import plausibility
 from shared.consent.models import ConsentGrant
 from shared.consent.registry import ConsentStore
 from shared.devices.models import DeviceRegistration
-from shared.devices.registry import DeviceRegistry, assignments_of
+from shared.devices.registry import DeviceRegistry
 from shared.errors import InvalidPayload, PayloadTooLarge
 from shared.measurement import DeviceIdentity, Measurement
 from shared.pipeline.processing import PATIENT_ATTRIBUTE
@@ -124,15 +124,15 @@ class HealthKitIngestion:
             scopes = sorted({healthkit.TYPE_KINDS[p].value for p in permissions if p in healthkit.TYPE_KINDS})
             record = self.consents.find(patient_id, SOURCE)
             if scopes:
-                grant = ConsentGrant(patientId=patient_id, source=SOURCE, scopes=scopes, attestation="patient")
-                if record is None or record.get("status") != "active" or record.get("scopes") != scopes:
+                grant = ConsentGrant(patient_id=patient_id, source=SOURCE, scopes=scopes, attestation="patient")
+                if record is None or not record.active or record.scopes != scopes:
                     self.consents.grant(grant, recorded_by)
                 return set(scopes)
-            if record is not None and record.get("status") == "active":
-                self.consents.revoke(record["id"], recorded_by)
+            if record is not None and record.active:
+                self.consents.revoke(record.id, recorded_by)
             return set()
         record = self.consents.find(patient_id, SOURCE)
-        return set(record.get("scopes", [])) if record and record.get("status") == "active" else set()
+        return set(record.scopes) if record is not None and record.active else set()
 
     def _assign_devices(self, patient_id: str, measurements: list[Measurement]) -> set[str]:
         """Assigns unseen devices to this patient (from their earliest sample); returns the keys
@@ -152,21 +152,20 @@ class HealthKitIngestion:
                 registered, _ = self.devices.register(
                     DeviceRegistration(
                         provider=SOURCE,
-                        providerDeviceId=identity.identifiers[0][1],
+                        provider_device_id=identity.identifiers[0][1],
                         type=device_type(identity),
                         name=identity.name,
                         model=identity.model,
                         manufacturer=identity.manufacturer,
                     )
                 )
-            owner = registered.get("patientId")
+            owner = registered.patient_id
             if owner == patient_id:
                 continue
             if owner is not None:
                 refused.add(key)
                 continue
-            history = assignments_of(registered)
-            latest_end = max((a.valid_to for a in history if a.valid_to is not None), default=None)
+            latest_end = registered.latest_end
             start = earliest if latest_end is None or earliest >= latest_end else latest_end
-            self.devices.assign(registered["id"], patient_id, start)
+            self.devices.assign(registered.id, patient_id, start)
         return refused

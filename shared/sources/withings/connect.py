@@ -77,7 +77,7 @@ class AccountUnlinker:
         self.tokens.delete(userid)
         record = self.consents.find_by_account("withings", userid)
         if record is not None:
-            self.consents.revoke(record["id"], by)
+            self.consents.revoke(record.id, by)
 
 
 @dataclass
@@ -110,7 +110,7 @@ class WithingsConnector:
         self.tokens.save(tokens)
         scopes = consent_scopes(tokens.scope) or consent_scopes(self.scopes)
         grant = ConsentGrant(
-            patientId=patient_id, source="withings", scopes=scopes, attestation="patient", accountId=tokens.userid
+            patient_id=patient_id, source="withings", scopes=scopes, attestation="patient", account_id=tokens.userid
         )
         self.consents.grant(grant, recorded_by=f"withings-oauth:{tokens.userid}")
         for appli in SUBSCRIBED_APPLIS:

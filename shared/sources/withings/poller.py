@@ -37,11 +37,11 @@ def due_jobs(consents: ConsentStore, cursors: Cursors, max_age_s: float, now: fl
     """The poller's plan: consented users whose oldest cursor is older than ``max_age_s``."""
     jobs = []
     for record in consents.list(source="withings", status="active"):
-        userid = record.get("accountId")
+        userid = record.account_id
         if not userid:
             continue
         synced = [cursors.get(userid, domain) for domain in DOMAINS]
-        oldest = min((float(c["syncedAt"]) if c else 0.0) for c in synced)
+        oldest = min((c.synced_at if c else 0.0) for c in synced)
         if now - oldest > max_age_s:
             jobs.append(SyncJob(userid=userid))
         if len(jobs) >= limit:

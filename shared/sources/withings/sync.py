@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.cosmos import ContainerProxy
-from azure.cosmos import exceptions as cosmos_errors
 from azure.storage.queue import QueueClient
+from pydantic import Field
 
-from shared.clients.cosmos import NoChange, update_item
+from shared.clients.cosmos import NoChange, read_or_none, update_item
 from shared.consent.registry import ConsentStore
 from shared.pipeline.processing import PATIENT_ATTRIBUTE, WITHINGS_USER_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
+from shared.records import Record
 from shared.sources.withings.budget import BudgetExhausted, CallBudget
 from shared.sources.withings.client import WithingsAuthError, WithingsClient, WithingsRateLimited
 from shared.sources.withings.connect import AccountUnlinker
@@ -33,6 +34,16 @@ _MEASTYPES = ",".join(str(t) for t in sorted(MEASTYPES))
 SYNC_OVERLAP_S = 300  # re-read the last minutes before the cursor: writes are idempotent
 
 
+class CursorRecord(Record):
+    """How far one user's domain is synced: Withings' ``lastupdate`` of the newest change seen."""
+
+    id: str
+    userid: str
+    domain: str
+    lastupdate: int
+    synced_at: float = Field(alias="syncedAt", description="when (epoch seconds)")
+
+
 class Cursors:
     def __init__(self, container: ContainerProxy) -> None:
         self.container = container
@@ -41,13 +52,10 @@ class Cursors:
     def _id(userid: str, domain: str) -> str:
         return f"{userid}.{domain}"
 
-    def get(self, userid: str, domain: str) -> dict[str, Any] | None:
+    def get(self, userid: str, domain: str) -> CursorRecord | None:
         key = self._id(userid, domain)
-        try:
-            item: dict[str, Any] = self.container.read_item(key, partition_key=key)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            return None
-        return item
+        item = read_or_none(self.container, key, key)
+        return CursorRecord.from_item(item) if item is not None else None
 
     def advance(self, userid: str, domain: str, lastupdate: int, synced_at: float) -> None:
         """Moves the cursor to ``lastupdate`` unless it is already there or later (an
@@ -55,9 +63,10 @@ class Cursors:
         key = self._id(userid, domain)
 
         def move(current: dict[str, Any] | None) -> dict[str, Any]:
-            if current is not None and int(current["lastupdate"]) >= lastupdate:
+            if current is not None and CursorRecord.from_item(current).lastupdate >= lastupdate:
                 raise NoChange
-            return {"id": key, "userid": userid, "domain": domain, "lastupdate": lastupdate, "syncedAt": synced_at}
+            cursor = CursorRecord(id=key, userid=userid, domain=domain, lastupdate=lastupdate, synced_at=synced_at)
+            return cursor.to_item()
 
         update_item(self.container, key, key, move)
 
@@ -92,9 +101,9 @@ class WithingsSync:
                 self.unlinker.unlink(job.userid)
                 return {"outcome": "unlinked"}
             return {"outcome": "ignored-user-event"}
-        if consent.get("status") != "active":
-            return {"outcome": f"consent-{consent.get('status')}"}
-        attributes = {PATIENT_ATTRIBUTE: consent["patientId"], WITHINGS_USER_ATTRIBUTE: job.userid}
+        if not consent.active:
+            return {"outcome": f"consent-{consent.status}"}
+        attributes = {PATIENT_ATTRIBUTE: consent.patient_id, WITHINGS_USER_ATTRIBUTE: job.userid}
         records = 0
         run = _Run(job.userid)
         for domain in job.domains:
@@ -120,7 +129,7 @@ class WithingsSync:
     def _since(self, userid: str, domain: str) -> int:
         cursor = self.cursors.get(userid, domain)
         if cursor is not None:  # overlap: a change in the cursor's own second, or clock skew
-            return int(cursor["lastupdate"]) - SYNC_OVERLAP_S
+            return cursor.lastupdate - SYNC_OVERLAP_S
         return int(self.clock() - self.backfill.total_seconds())
 
     def _accept(self, text: str, attributes: dict[str, str]) -> None:

@@ -1,0 +1,55 @@
+"""A consent record as stored and answered: one per (source, patient), with its history."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.consent.models import ConsentStatus
+from shared.records import Instant, Record
+
+
+class ConsentEvent(Record):
+    action: str = Field(description="grant, revoked or needs-reconsent")
+    at: Instant
+    by: str
+
+
+class ConsentRecord(Record):
+    id: str
+    patient_id: str = Field(alias="patientId")
+    source: str
+    scopes: list[str]
+    status: ConsentStatus = "active"
+    attestation: Literal["patient", "clinic"]
+    granted_at: Instant = Field(alias="grantedAt")
+    revoked_at: Instant | None = Field(default=None, alias="revokedAt")
+    recorded_by: str = Field(alias="recordedBy")
+    account_id: str | None = Field(default=None, alias="accountId", description="the source's user id (Withings)")
+    history: list[ConsentEvent] = Field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+class ConsentList(Record):
+    items: list[ConsentRecord]
+
+
+class WithheldCount(Record):
+    patient_id: str = Field(alias="patientId")
+    kind: str
+    reason: str
+    count: int
+
+
+class ConsentAuditRecord(Record):
+    """Per raw record whose readings consent withheld: counts per patient, kind and reason."""
+
+    id: str
+    receipt_id: str = Field(alias="receiptId")
+    source: str
+    checked_at: Instant = Field(alias="checkedAt")
+    withheld: list[WithheldCount]
