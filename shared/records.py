@@ -7,16 +7,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
 
 from shared.clock import instant_text
 
 # An instant, stored and answered as RFC 3339 in UTC with a ``Z``.
-Instant = Annotated[dt.datetime, PlainSerializer(instant_text, return_type=str, when_used="json")]
+Instant = Annotated[
+    dt.datetime,
+    PlainSerializer(instant_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", validate_assignment=False)
+    # Answers always carry every field (null where empty): their schema says so.
+    model_config = ConfigDict(
+        populate_by_name=True, extra="ignore", json_schema_serialization_defaults_required=True
+    )
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Self:

@@ -39,8 +39,10 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     address = client_address(req, settings.client_address_trusted_hops)
     sid, session = context.login.login(credentials.username, credentials.password, address)
     max_age = int((session.absolute_expiry - dt.datetime.now(dt.UTC)).total_seconds())
+    from shared.api.answers import LoginAnswer
+
     return json_response(
-        {"status": "authenticated", "expiresAt": session.absolute_expiry.isoformat()},
+        LoginAnswer(expires_at=session.absolute_expiry),
         headers={"Set-Cookie": session_cookie(sid, max_age), "Cache-Control": "no-store"},
     )
 
@@ -50,7 +52,9 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
 def profile(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     session = current_session(context, req)
-    return json_response(session.profile.userinfo(), headers={"Cache-Control": "no-store"})
+    from shared.api.answers import Profile
+
+    return json_response(Profile(**session.profile.userinfo()), headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="reset-password", methods=["POST"], auth_level=ANONYMOUS)

@@ -7,6 +7,7 @@ import azure.functions as func
 from shared.api.callers import ANONYMOUS, admin
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, query_param, read_json_model
+from shared.consent import CONSENT_STATUSES
 from shared.devices.types import PROVIDERS
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -32,7 +33,7 @@ def list_consents(req: func.HttpRequest) -> func.HttpResponse:
     records = context.consents.list(
         patient_id=query_param(req, "patientId"),
         source=query_param(req, "source", PROVIDERS),
-        status=query_param(req, "status", ("active", "revoked", "needs-reconsent")),
+        status=query_param(req, "status", CONSENT_STATUSES),
     )
     from shared.consent.records import ConsentList
 

@@ -11,7 +11,7 @@ import azure.functions as func
 from shared.api.callers import ANONYMOUS, admin, current_session, is_back_office
 from shared.api.context import get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
-from shared.devices.types import PROVIDERS
+from shared.devices.types import DEVICE_STATUSES, PROVIDERS
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -35,7 +35,7 @@ def list_devices(req: func.HttpRequest) -> func.HttpResponse:
     items, continuation = context.devices.list(
         provider=query_param(req, "provider", PROVIDERS),
         patient_id=query_param(req, "patientId"),
-        status=query_param(req, "status", ("active", "retired")),
+        status=query_param(req, "status", DEVICE_STATUSES),
         page_size=int_param(req, "pageSize", 50, 1, 200),
         continuation=query_param(req, "continuationToken"),
     )

@@ -56,4 +56,6 @@ def check_health(context: AppContext) -> dict[str, Any]:
 @endpoint
 def health(req: func.HttpRequest) -> func.HttpResponse:
     report = check_health(get_context())
-    return json_response(report, status=200 if report["status"] == "ok" else 503)
+    from shared.api.answers import Health
+
+    return json_response(Health.model_validate(report), status=200 if report["status"] == "ok" else 503)

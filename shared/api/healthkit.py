@@ -56,4 +56,10 @@ def _ingest(context: AppContext, req: func.HttpRequest, patient_id: str, recorde
     outcome = context.healthkit_ingestion.ingest(document, patient_id, recorded_by)
     if outcome.receipt_id is None:
         raise Unprocessable("no sample of the upload was accepted", details=outcome.rejected)
-    return json_response(outcome.to_json(), status=202)
+    from shared.api.answers import RejectedSample, UploadAnswer
+
+    rejected = [RejectedSample(**sample) for sample in outcome.rejected]
+    answer = UploadAnswer(
+        receipt_id=outcome.receipt_id, accepted=outcome.accepted, deleted=outcome.deleted, rejected=rejected
+    )
+    return json_response(answer, status=202)

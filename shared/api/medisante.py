@@ -12,17 +12,12 @@ from shared.api.callers import ANONYMOUS, device_key
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
 from shared.errors import BadRequest
+from shared.sources.medisante.formats import MEDIA_TYPES
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 SOURCE = "medisante"
 API_KEY_HEADER = "x-api-key"
-MEDIA_TYPES: dict[str, tuple[str, ...]] = {
-    "medisante-json": ("application/json",),
-    "medisante-xml": ("application/xml", "text/xml"),
-    "fhir-json": ("application/fhir+json", "application/json"),
-    "fhir-xml": ("application/fhir+xml", "application/xml", "text/xml"),
-}
 
 
 @bp.route(route="health-data/medisante/{format}", methods=["POST"], auth_level=ANONYMOUS)
@@ -40,4 +35,6 @@ def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
 
     conversion.parse(SOURCE, format_name, text)  # shape check: raises InvalidPayload (400)
     envelope = context.ingress_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
-    return json_response({"status": "accepted", "receiptId": envelope.receipt_id}, status=202)
+    from shared.api.answers import Accepted
+
+    return json_response(Accepted(receipt_id=envelope.receipt_id), status=202)

@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared.api.callers import ANONYMOUS, client_address, patient_of_caller
 from shared.api.context import get_context
-from shared.api.http import endpoint, json_response, read_body
+from shared.api.http import endpoint, json_response, observed, read_body
 from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
 from shared.names import WITHINGS_SYNC_QUEUE
@@ -34,7 +34,10 @@ def withings_connect(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     patient_id = patient_of_caller(context, req)
     url = context.withings_connector.authorize_url(patient_id)
-    return json_response({"authorizeUrl": url}, status=302, headers={"Location": url, "Cache-Control": "no-store"})
+    from shared.api.answers import WithingsConnect
+
+    headers = {"Location": url, "Cache-Control": "no-store"}
+    return json_response(WithingsConnect(authorize_url=url), status=302, headers=headers)
 
 
 def _page(status: int, title: str, text: str) -> func.HttpResponse:
@@ -46,6 +49,7 @@ def _page(status: int, title: str, text: str) -> func.HttpResponse:
 
 
 @bp.route(route="withings/callback", methods=["GET"], auth_level=ANONYMOUS)
+@observed
 def withings_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Where Withings sends the user back. Always a page, never a stack trace."""
     if req.params.get("error"):

@@ -11,7 +11,7 @@ from shared.devices.types import PROVIDERS
 from shared.measurement import Kind
 
 SCOPES = tuple(kind.value for kind in Kind)
-ConsentStatus = Literal["active", "revoked", "needs-reconsent"]
+ConsentStatus = Literal["active", "revoked", "needs-reconsent"]  # CONSENT_STATUSES
 
 
 def consent_id(source: str, patient_id: str) -> str:
@@ -20,8 +20,10 @@ def consent_id(source: str, patient_id: str) -> str:
 
 class ConsentGrant(StrictModel):
     patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
-    source: str
-    scopes: list[str] = Field(min_length=1, description="metric kinds the patient allows")
+    source: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    scopes: list[str] = Field(
+        min_length=1, description="metric kinds the patient allows", json_schema_extra={"items": {"enum": list(SCOPES)}}
+    )
     attestation: Literal["patient", "clinic"] = "patient"
     account_id: str | None = Field(default=None, alias="accountId", description="the source's user id (Withings)")
 

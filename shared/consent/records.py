@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.consent.models import ConsentStatus
+from shared.consent.models import SCOPES, ConsentStatus
+from shared.devices.types import PROVIDERS
 from shared.records import Instant, Record
 
 
@@ -19,8 +20,8 @@ class ConsentEvent(Record):
 class ConsentRecord(Record):
     id: str
     patient_id: str = Field(alias="patientId")
-    source: str
-    scopes: list[str]
+    source: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    scopes: list[str] = Field(json_schema_extra={"items": {"enum": list(SCOPES)}})
     status: ConsentStatus = "active"
     attestation: Literal["patient", "clinic"]
     granted_at: Instant = Field(alias="grantedAt")

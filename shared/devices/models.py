@@ -21,9 +21,9 @@ class StrictModel(BaseModel):
 
 
 class DeviceRegistration(StrictModel):
-    provider: str = Field(description="medisante, healthkit or withings")
+    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     provider_device_id: str = Field(alias="providerDeviceId", min_length=1, max_length=200)
-    type: str = Field(description="a device type, e.g. blood-pressure-monitor")
+    type: str = Field(json_schema_extra={"enum": list(DEVICE_TYPE_KINDS)})
     name: str | None = Field(default=None, max_length=200)
     model: str | None = Field(default=None, max_length=200)
     manufacturer: str | None = Field(default=None, max_length=200)
@@ -37,8 +37,8 @@ class AssignRequest(StrictModel):
     start of the validity period (default: now) for readings measured before the call."""
 
     device_id: str = Field(alias="deviceId", min_length=1, max_length=200)
-    device_provider: str = Field(alias="deviceProvider")
-    device_type: str = Field(alias="deviceType")
+    device_provider: str = Field(alias="deviceProvider", json_schema_extra={"enum": list(PROVIDERS)})
+    device_type: str = Field(alias="deviceType", json_schema_extra={"enum": list(DEVICE_TYPE_KINDS)})
     name: str | None = Field(default=None, max_length=200)
     assigned_patient_id: str = Field(alias="assignedPatientId", min_length=1, max_length=200)
     valid_from: dt.datetime | None = Field(default=None, alias="from")

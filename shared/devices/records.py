@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.devices.types import DEVICE_TYPE_KINDS, PROVIDERS
 from shared.records import Instant, Record
 
 DeviceStatus = Literal["active", "retired"]
@@ -26,9 +27,9 @@ class AssignmentRecord(Record):
 
 class DeviceRecord(Record):
     id: str
-    provider: str
+    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     provider_device_id: str = Field(alias="providerDeviceId")
-    type: str
+    type: str = Field(json_schema_extra={"enum": list(DEVICE_TYPE_KINDS)})
     name: str | None = None
     model: str | None = None
     manufacturer: str | None = None

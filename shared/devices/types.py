@@ -11,6 +11,7 @@ PROVIDERS = ("medisante", "healthkit", "withings")
 # Devices a patient may assign to themselves from the app (their own phone and watch). Every
 # other device is the clinic's: only a back-office call assigns it.
 PATIENT_ASSIGNABLE_PROVIDERS = ("healthkit",)
+DEVICE_STATUSES = ("active", "retired")
 
 # What each device type measures: assigning a clinic device records consent for these kinds.
 DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {

@@ -23,6 +23,25 @@ from shared.pipeline.store import RawRecordStore
 from tests.helpers.common import REPO
 from tests.helpers.stack import client_token
 
+ANSWERED: set[tuple[str, str, int]] = set()  # (handler, method, status) of every answer of the session
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The audit of what the handlers answered runs once everything else has."""
+    items.sort(key=lambda item: item.get_closest_marker("answers_audit") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answers_heard() -> Iterator[set[tuple[str, str, int]]]:
+    from shared.api import http
+
+    def hear(handler: str, method: str, status: int) -> None:
+        ANSWERED.add((handler, method, status))
+
+    http.answer_listeners.append(hear)
+    yield ANSWERED
+    http.answer_listeners.remove(hear)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def local_environment() -> Iterator[None]:

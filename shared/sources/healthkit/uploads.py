@@ -33,15 +33,6 @@ class UploadOutcome:
     deleted: int = 0
     rejected: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": "accepted" if self.receipt_id else "rejected",
-            "receiptId": self.receipt_id,
-            "accepted": self.accepted,
-            "deleted": self.deleted,
-            "rejected": self.rejected,
-        }
-
 
 def device_type(device: DeviceIdentity) -> str:
     label = f"{device.model or ''} {device.name or ''}".lower()

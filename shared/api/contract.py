@@ -1,0 +1,278 @@
+"""The HTTP API's contract, as data: every operation with its handler, route, method, callers,
+parameters, body and answers. The OpenAPI document is generated from it (``shared.api.openapi``)
+and from the models and tables the handlers use themselves (providers, device types, statuses,
+formats and media types), and a test holds it to the routes the app registers, the media types
+and enums the handlers enforce and the statuses they answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.consent import CONSENT_STATUSES
+from shared.devices.types import DEVICE_STATUSES, PROVIDERS
+from shared.sources.healthkit.parser import FORMAT as HEALTHKIT_FORMAT
+from shared.sources.medisante.formats import MEDIA_TYPES as MEDISANTE_MEDIA_TYPES
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+JSON = "application/json"
+ADMIN = "entraBearer"
+SESSION = "sessionCookie"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # query, path or header
+    description: str = ""
+    enum: tuple[str, ...] | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Body:
+    model: type[BaseModel] | None  # None: described by its media types only
+    media_types: tuple[str, ...] = (JSON,)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    description: str
+    model: type[BaseModel] | None = None
+    media_type: str = JSON
+    headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    function: str  # the handler's name, as the Functions host registers it
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    security: tuple[str, ...]  # any one of these schemes; () = no credential
+    answers: tuple[Answer, ...]
+    errors: tuple[int, ...] = ()  # error statuses besides 500 and 503, answered with the error body
+    params: tuple[Param, ...] = ()
+    body: Body | None = None
+    description: str = ""
+    json_errors: bool = field(default=True)  # answered through ``endpoint``: 500 and 503 are possible
+
+    @property
+    def statuses(self) -> set[int]:
+        always = {500, 503} if self.json_errors else set()
+        return {answer.status for answer in self.answers} | set(self.errors) | always
+
+
+ERROR_TEXTS = {
+    400: "malformed or invalid request (the message names the problem)",
+    401: "missing, invalid or expired credentials",
+    403: "valid credentials without the required role, or a refused origin or network",
+    404: "not found",
+    409: "conflicts with the current state",
+    413: "body larger than the limit",
+    415: "unsupported content type",
+    422: "the patient does not exist in the FHIR server, or nothing of the request could be accepted",
+    429: "too many attempts; retry after the Retry-After header's seconds",
+    500: "unexpected error; the body holds a request id to quote, never a stack trace",
+    503: "a dependency is unavailable; retry after the Retry-After header's seconds",
+}
+
+
+def _id(description: str) -> Param:
+    return Param("id", "path", description, required=True)
+
+
+def operations() -> tuple[Operation, ...]:
+    from shared.api.answers import (
+        Accepted,
+        Health,
+        HealthKitUpload,
+        LoginAnswer,
+        Profile,
+        UploadAnswer,
+        WithingsConnect,
+    )
+    from shared.bff.requests import LoginRequest, ResetConfirmation, ResetRequest
+    from shared.consent.models import ConsentGrant
+    from shared.consent.records import ConsentList, ConsentRecord
+    from shared.devices.models import AssignRequest, CorrectionRequest, DeviceRegistration
+    from shared.devices.records import DevicePage, DeviceRecord
+    from shared.workflows.corrections import CorrectionOutcome
+
+    admin = (ADMIN,)
+    upload_format = Param("format", "path", "the upload's format", (HEALTHKIT_FORMAT,), required=True)
+    patient = Param("patient", "query", "Patient id or system|value identifier (admin callers)")
+    notify_secret = Param("secret", "path", "the secret path segment of the registered URL", required=True)
+    return (
+        Operation(
+            "health", "get", "/api/health", "health", "Reachability of Storage, Cosmos DB, Key Vault and FHIR",
+            ("functionKey",), (Answer(200, "healthy", Health), Answer(503, "a dependency is down", Health)),
+        ),
+        Operation(
+            "medisante_webhook", "post", "/api/health-data/medisante/{format}", "medisanteWebhook",
+            "Medisanté portal webhook: accept one device payload", ("medisanteApiKey",),
+            (Answer(202, "accepted", Accepted),), (400, 401, 413, 415),
+            params=(Param("format", "path", "the payload's format", tuple(MEDISANTE_MEDIA_TYPES), required=True),),
+            body=Body(
+                None,
+                tuple(dict.fromkeys(m for media in MEDISANTE_MEDIA_TYPES.values() for m in media)),
+                "; ".join(f"{name}: {', '.join(media)}" for name, media in MEDISANTE_MEDIA_TYPES.items()),
+            ),
+        ),
+        Operation(
+            "register_device", "post", "/api/devices", "registerDevice",
+            "Register a device (idempotent on provider + providerDeviceId)", admin,
+            (Answer(201, "registered", DeviceRecord), Answer(200, "already registered", DeviceRecord)),
+            (400, 401, 403, 413, 415), body=Body(DeviceRegistration),
+        ),
+        Operation(
+            "list_devices", "get", "/api/devices", "listDevices", "List devices, filtered and paged", admin,
+            (Answer(200, "a page of devices", DevicePage),), (400, 401, 403),
+            params=(
+                Param("provider", "query", "provider", PROVIDERS),
+                Param("patientId", "query", "patient of the open assignment"),
+                Param("status", "query", "device status", DEVICE_STATUSES),
+                Param("pageSize", "query", "items per page, 1-200 (default 50)"),
+                Param("continuationToken", "query", "from the previous page"),
+            ),
+        ),
+        Operation(
+            "get_device", "get", "/api/devices/{id}", "getDevice", "One device with its assignment history", admin,
+            (Answer(200, "the device", DeviceRecord),), (401, 403, 404), params=(_id("device id"),),
+        ),
+        Operation(
+            "assign_device", "post", "/api/devices/assign", "assignDevice",
+            "Register the device if unknown and assign it to a patient from `from` (default now)",
+            (ADMIN, SESSION), (Answer(200, "assigned", DeviceRecord),), (400, 401, 403, 409, 413, 415, 422),
+            body=Body(AssignRequest),
+            description="With an admin token: also records the clinic's consent for the kinds the device type "
+            "measures, and re-drives parked readings the assignment covers. With the app's session cookie: the "
+            "patient is the session's (assignedPatientId and from are ignored), only a patient's own (HealthKit) "
+            "devices, and no clinic consent is recorded.",
+        ),
+        Operation(
+            "unassign_device", "post", "/api/devices/{id}/unassign", "unassignDevice",
+            "Close the open assignment now (harmless when none is open)", admin,
+            (Answer(204, "unassigned"),), (401, 403, 404, 409), params=(_id("device id"),),
+        ),
+        Operation(
+            "correct_attribution", "post", "/api/devices/{id}/correct-attribution", "correctAttribution",
+            "The device's readings from `from` (to `to`, or from then on) belong to `patientId`", admin,
+            (Answer(200, "corrected", CorrectionOutcome),), (400, 401, 403, 404, 409, 413, 415, 422),
+            params=(_id("device id"),), body=Body(CorrectionRequest),
+            description="Rewrites the assignment history for the period, records the clinic's consent for the "
+            "device type's kinds, writes each Observation of the period again for the right patient (a new "
+            "resource: ids derive from the patient) and marks the wrong patient's entered-in-error. Nothing "
+            "changes subject.",
+        ),
+        Operation(
+            "grant_consent", "post", "/api/consents", "grantConsent",
+            "Record a patient's consent for a source and its scopes (replaces the scopes)", admin,
+            (Answer(201, "recorded", ConsentRecord), Answer(200, "updated", ConsentRecord)),
+            (400, 401, 403, 413, 415, 422), body=Body(ConsentGrant),
+        ),
+        Operation(
+            "list_consents", "get", "/api/consents", "listConsents", "List consent records", admin,
+            (Answer(200, "consent records", ConsentList),), (400, 401, 403),
+            params=(
+                Param("patientId", "query", "patient"),
+                Param("source", "query", "source", PROVIDERS),
+                Param("status", "query", "status", CONSENT_STATUSES),
+            ),
+        ),
+        Operation(
+            "get_consent", "get", "/api/consents/{id}", "getConsent", "One consent record", admin,
+            (Answer(200, "the consent record", ConsentRecord),), (401, 403, 404),
+            params=(_id("consent id: <source>.<patientId>"),),
+        ),
+        Operation(
+            "revoke_consent", "post", "/api/consents/{id}/revoke", "revokeConsent", "Revoke a consent", admin,
+            (Answer(200, "revoked", ConsentRecord),), (401, 403, 404),
+            params=(_id("consent id: <source>.<patientId>"),),
+        ),
+        Operation(
+            "login", "post", "/api/oauth/token", "login",
+            "Log in; the session comes back as an HttpOnly cookie, never as a token in the body", (),
+            (Answer(200, "logged in; Set-Cookie: sid=...; HttpOnly; Secure; SameSite=Strict; Path=/", LoginAnswer,
+                    headers=("Set-Cookie",)),),
+            (400, 401, 403, 413, 415, 422, 429), body=Body(LoginRequest),
+        ),
+        Operation(
+            "profile", "get", "/api/profile", "profile", "The logged-in user's profile", (SESSION,),
+            (Answer(200, "OIDC UserInfo claims and the patient", Profile),), (401, 403),
+        ),
+        Operation(
+            "reset_password", "post", "/api/reset-password", "resetPassword",
+            "Start a password reset; always 204, whether or not the email is known", (),
+            (Answer(204, "done (or nothing to do)"),), (400, 403, 413, 415, 429), body=Body(ResetRequest),
+        ),
+        Operation(
+            "confirm_password_reset", "post", "/api/reset-password/confirm", "confirmPasswordReset",
+            "Set a new password with the single-use token mailed by the built-in directory", (),
+            (Answer(204, "password changed"),), (400, 403, 404, 413, 415), body=Body(ResetConfirmation),
+        ),
+        Operation(
+            "logout", "post", "/api/logout", "logout", "End the session; the cookie is cleared", (SESSION,),
+            (Answer(204, "session ended"),), (403,),
+        ),
+        Operation(
+            "upload_health_data", "post", "/api/health-data/{format}", "uploadHealthData",
+            "Upload HealthKit samples and deletions (partial acceptance)", (SESSION,),
+            (Answer(202, "accepted (rejected samples listed with their reasons)", UploadAnswer),),
+            (400, 401, 403, 413, 415, 422), params=(upload_format,), body=Body(HealthKitUpload),
+        ),
+        Operation(
+            "healthkit_ingest", "post", "/api/health-data/healthkit/{format}", "ingestHealthKit",
+            "Device Manager HealthKit ingestion for a BFF hosted elsewhere (patient in x-patient-id)", admin,
+            (Answer(202, "accepted (rejected samples listed with their reasons)", UploadAnswer),),
+            (400, 401, 403, 413, 415, 422),
+            params=(upload_format, Param("x-patient-id", "header", "the patient", required=True)),
+            body=Body(HealthKitUpload),
+            description="The bearer token must carry the ingest app role (INGEST_ROLE).",
+        ),
+        Operation(
+            "withings_connect", "get", "/api/withings/connect", "withingsConnect",
+            "Redirect to Withings' consent page for a patient (the session's patient with the app's cookie)",
+            (ADMIN, SESSION), (Answer(302, "to Withings; the URL is also in the body", WithingsConnect,
+                                      headers=("Location",)),),
+            (400, 401, 403, 422), params=(patient,),
+        ),
+        Operation(
+            "withings_callback", "get", "/api/withings/callback", "withingsCallback",
+            "Withings' OAuth redirect: exchanges the code, stores the tokens, records the consent, subscribes to "
+            "notifications and starts the backfill; answers an HTML page", (),
+            (
+                Answer(200, "connected (HTML)", media_type="text/html"),
+                Answer(400, "denied, forged, expired or replayed (HTML)", media_type="text/html"),
+                Answer(500, "failed on our side (HTML)", media_type="text/html"),
+                Answer(502, "Withings failed (HTML)", media_type="text/html"),
+            ),
+            params=(Param("code", "query", "authorization code"), Param("state", "query", "signed, single-use state")),
+            json_errors=False,
+        ),
+        Operation(
+            "withings_disconnect", "post", "/api/withings/disconnect", "withingsDisconnect",
+            "Unsubscribe, delete the tokens, revoke the consent; data already written stays", (ADMIN, SESSION),
+            (Answer(204, "disconnected"),), (400, 401, 403, 404, 422), params=(patient,),
+        ),
+        Operation(
+            "withings_notify", "head", "/api/withings/notify/{secret}", "withingsNotifyProbe",
+            "Withings' probe when subscribing", ("notifySecret",), (Answer(200, "reachable"),), (403, 404),
+            params=(notify_secret,),
+        ),
+        Operation(
+            "withings_notify", "post", "/api/withings/notify/{secret}", "withingsNotify",
+            "A Withings notification (form: userid, appli, startdate, enddate[, action]): one sync job",
+            ("notifySecret",), (Answer(200, "queued"),), (400, 403, 404, 413),
+            params=(notify_secret,), body=Body(None, ("application/x-www-form-urlencoded",)),
+        ),
+        Operation(
+            "openapi", "get", "/api/openapi.json", "openapi", "This document", ("functionKey",),
+            (Answer(200, "the OpenAPI 3.1 document"),),
+        ),
+    )
