@@ -7,38 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared import conversion
 from shared.fhir.mapping import ECG_CHUNK_SAMPLES, entered_in_error, observation
-from shared.measurement import Kind, Measurement, Quantity, SampledSignal
-from tests.helpers.common import FIXTURES
+from shared.measurement import Kind, Measurement, SampledSignal
 from tests.helpers.fhir_validation import validate
-
-CASES = [
-    ("medisante", "medisante-json", FIXTURES / "medisante" / "blood-pressure.json"),
-    ("medisante", "medisante-json", FIXTURES / "medisante" / "glucose.json"),
-    ("medisante", "medisante-json", FIXTURES / "medisante" / "weight.json"),
-    ("healthkit", "healthkit-json", FIXTURES / "healthkit" / "upload.json"),
-    ("withings", "withings-json", FIXTURES / "withings" / "getmeas.json"),
-]
-
-
-def convert(source, format_name, path, patient="p1"):
-    return conversion.convert(source, format_name, path.read_text(), lambda _: patient)[1].resources
-
-
-def heart_rate(source_id, effective_start, **fields):
-    return Measurement(
-        kind=Kind.HEART_RATE,
-        source="healthkit",
-        source_id=source_id,
-        effective_start=effective_start,
-        value=Quantity(60, "/min"),
-        **fields,
-    )
-
-
-def observations(resources):
-    return {r["code"]["coding"][0]["code"]: r for r in resources if r["resourceType"] == "Observation"}
+from tests.helpers.mapping import CASES, convert, heart_rate
 
 
 @pytest.mark.parametrize(("source", "format_name", "path"), CASES)
