@@ -54,6 +54,14 @@ class Progress:
             self.stream.flush()
 
 
+def _write(data: bytes) -> None:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+    else:  # a text stream without bytes underneath (a test's capture)
+        sys.stdout.write(data.decode("utf-8"))
+
+
 def _write_json(document: object) -> None:
     """JSON on stdout, written by orjson as bytes: indented for a person at a terminal, compact
     for a script (a pipe or a file), where a large conversion's output is many times its input
@@ -61,14 +69,28 @@ def _write_json(document: object) -> None:
     import orjson
 
     option = orjson.OPT_APPEND_NEWLINE | (orjson.OPT_INDENT_2 if sys.stdout.isatty() else 0)
-    data = orjson.dumps(document, option=option)
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is not None:
-        sys.stdout.flush()
-        buffer.write(data)
-        buffer.flush()
-    else:  # a text stream without bytes underneath (a test's capture)
-        sys.stdout.write(data.decode("utf-8"))
+    sys.stdout.flush()
+    _write(orjson.dumps(document, option=option))
+    sys.stdout.flush()
+
+
+def _write_bundle(resources: list[dict[str, object]]) -> None:
+    """The batch bundle of ``resources``; to a script, compact and streamed a thousand entries at
+    a time (the same bytes as the whole document at once, without holding all of them)."""
+    import orjson
+
+    from shared.fhir.mapping import batch_bundle, put_entry
+
+    if sys.stdout.isatty() or not resources:
+        _write_json(batch_bundle(resources))
+        return
+    sys.stdout.flush()
+    _write(b'{"resourceType":"Bundle","type":"batch","entry":[')
+    for start in range(0, len(resources), 1000):
+        chunk = b",".join(orjson.dumps(put_entry(r)) for r in resources[start : start + 1000])
+        _write(chunk if start == 0 else b"," + chunk)
+    _write(b"]}\n")
+    sys.stdout.flush()
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -80,7 +102,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _convert_file(args: argparse.Namespace) -> int:
     from shared import conversion
-    from shared.fhir.mapping import batch_bundle, map_readings
+    from shared.fhir.mapping import map_readings
 
     try:
         text = Path(args.file).read_text(encoding="utf-8")
@@ -111,9 +133,8 @@ def _convert_file(args: argparse.Namespace) -> int:
     if not mapped.resources and not parsed.deleted_source_ids:
         print("error: the payload holds no reading that could be converted", file=sys.stderr)
         return 2
-    bundle = batch_bundle(mapped.resources)
-    _write_json(bundle)
-    _LEFT_FOR_EXIT.extend((parsed, mapped, bundle))
+    _write_bundle(mapped.resources)
+    _LEFT_FOR_EXIT.extend((parsed, mapped))
     return 0
 
 
