@@ -70,6 +70,7 @@ var cosmosContainers = [
   { name: 'throttle', partitionKey: '/id' }
   { name: 'withings', partitionKey: '/id' }
   { name: 'sync-cursors', partitionKey: '/id' }
+  { name: 'tenants', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

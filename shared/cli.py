@@ -246,6 +246,29 @@ def _local_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant(args: argparse.Namespace) -> int:
+    """Operators manage the medical centres a deployment serves (one JSON line per tenant)."""
+    from shared.composition import get_context
+
+    tenants = get_context().tenants
+    if args.action == "create":
+        tenant = tenants.create(
+            args.id,
+            args.name,
+            fhir_url=args.fhir_url,
+            lookback_days=args.lookback_days,
+            medisante_key_hashes=args.medisante_key_hash or (),
+        )
+        print(json.dumps(tenant.public(), sort_keys=True))
+    elif args.action == "list":
+        for tenant in tenants.list():
+            print(json.dumps(tenant.public(), sort_keys=True))
+    else:
+        changed = tenants.set_status(args.id, "suspended" if args.action == "suspend" else "active")
+        print(json.dumps(changed.public(), sort_keys=True))
+    return 0
+
+
 def _bootstrap(_: argparse.Namespace) -> int:
     from shared.clients.cosmos import ensure_containers
     from shared.composition import get_context
@@ -297,6 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin_token = commands.add_parser("admin-token", help="print an admin access token (local stack only)")
     admin_token.set_defaults(handler=_admin_token)
+
+    tenant = commands.add_parser("tenant", help="manage the medical centres this deployment serves")
+    actions = tenant.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="register a tenant")
+    create.add_argument("--id", required=True, help="lower case letters, digits and dashes")
+    create.add_argument("--name", required=True)
+    create.add_argument("--fhir-url", help="the tenant's own FHIR service (default: the hub's)")
+    create.add_argument("--lookback-days", type=int, help="its attribution look-back (default: the hub's)")
+    create.add_argument("--medisante-key-hash", action="append", help="SHA-256 digest of a webhook key (repeatable)")
+    actions.add_parser("list", help="every registered tenant")
+    for action in ("suspend", "activate"):
+        changed = actions.add_parser(action, help=f"{action} a tenant")
+        changed.add_argument("--id", required=True)
+    tenant.set_defaults(handler=_tenant)
 
     bootstrap = commands.add_parser("bootstrap", help="create queues, containers and Cosmos containers")
     bootstrap.set_defaults(handler=_bootstrap)

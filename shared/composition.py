@@ -38,6 +38,7 @@ from shared.names import (
     PARKED_CONTAINER,
     RESET_OUTBOX_QUEUE,
     SESSIONS_CONTAINER,
+    TENANTS_CONTAINER,
     THROTTLE_CONTAINER,
     USERS_CONTAINER,
     WITHINGS_CONTAINER,
@@ -59,6 +60,7 @@ from shared.sources.withings.poller import Poller
 from shared.sources.withings.state import StateSigner
 from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
+from shared.tenants.registry import TenantRegistry
 from shared.workflows.assignment import DeviceAssignment
 from shared.workflows.corrections import AttributionCorrection
 
@@ -116,6 +118,10 @@ class AppContext:
     @cached_property
     def corrections(self) -> AttributionCorrection:
         return AttributionCorrection(self.devices, self.consents, self.fhir, self.parked, self.raw_store)
+
+    @cached_property
+    def tenants(self) -> TenantRegistry:
+        return TenantRegistry(self.cosmos.get_container_client(TENANTS_CONTAINER))
 
     @cached_property
     def assignment(self) -> DeviceAssignment:

@@ -28,6 +28,7 @@ SESSIONS_CONTAINER = "sessions"
 THROTTLE_CONTAINER = "throttle"
 WITHINGS_CONTAINER = "withings"
 CURSORS_CONTAINER = "sync-cursors"
+TENANTS_CONTAINER = "tenants"
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -40,4 +41,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     THROTTLE_CONTAINER: "/id",
     WITHINGS_CONTAINER: "/id",
     CURSORS_CONTAINER: "/id",
+    TENANTS_CONTAINER: "/id",
 }

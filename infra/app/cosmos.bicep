@@ -4,7 +4,7 @@ param name string
 param location string
 param tags object
 param databaseName string
-@description('[{ name, partitionKey }]: the containers the app uses (shared/clients/cosmos.py).')
+@description('[{ name, partitionKey }]: the containers the app uses (shared/names.py).')
 param containers array
 @allowed(['serverless', 'provisioned'])
 param capacityMode string
