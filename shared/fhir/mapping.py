@@ -31,13 +31,12 @@ from shared.fhir.codes import (
     UNIT_DISPLAY,
 )
 from shared.measurement import Coding, Component, DeviceIdentity, Kind, Measurement, Quantity
+from shared.tenants import DEFAULT_TENANT
 
 SOURCE_TAG_SYSTEM = "urn:iomt-hub:source"
+TENANT_TAG_SYSTEM = "urn:iomt-hub:tenant"  # every resource the hub writes names its tenant
 FLAG_TAG_SYSTEM = "urn:iomt-hub:reading-flag"
 ECG_CHUNK_SAMPLES = 5000
-# Until tenants exist every reading belongs to this one; ids already include it, so that
-# serving several tenants will not change the id of anything written before.
-DEFAULT_TENANT = "default"
 _CATEGORY_DISPLAY = {
     "vital-signs": "Vital Signs",
     "activity": "Activity",
@@ -81,8 +80,14 @@ def _device_id_of_key(key: str) -> str:
     return _hashed_id("dev", key)
 
 
-def device_id(device: DeviceIdentity) -> str:
-    return _device_id_of_key(device.key)
+def device_id(device: DeviceIdentity, tenant: str = DEFAULT_TENANT) -> str:
+    """The same physical device in two tenants is two Devices (the default tenant's ids are
+    those written before tenants existed)."""
+    return _device_id_of_key(device.key if tenant == DEFAULT_TENANT else f"{tenant}|{device.key}")
+
+
+def _tenant_tag(tenant: str) -> dict[str, str]:
+    return {"system": TENANT_TAG_SYSTEM, "code": tenant}
 
 
 def _number(value: float) -> int | float:
@@ -133,8 +138,8 @@ def _category(code: str) -> list[dict[str, Any]]:
     return [{"coding": [{"system": CATEGORY_SYSTEM, "code": code, "display": _CATEGORY_DISPLAY[code]}]}]
 
 
-def _meta(source: str, profile: str | None, manual_entry: bool, ambiguous_user: bool) -> dict[str, Any]:
-    tags = [{"system": SOURCE_TAG_SYSTEM, "code": source}]
+def _meta(source: str, tenant: str, profile: str | None, manual_entry: bool, ambiguous_user: bool) -> dict[str, Any]:
+    tags = [{"system": SOURCE_TAG_SYSTEM, "code": source}, _tenant_tag(tenant)]
     if manual_entry:
         tags.append({"system": FLAG_TAG_SYSTEM, "code": "manual-entry", "display": "Entered by hand"})
     if ambiguous_user:
@@ -157,13 +162,10 @@ def _isoformat(moment: dt.datetime) -> str:
     return orjson.dumps(moment)[1:-1].decode()
 
 
-def _device_reference(device_key: str) -> dict[str, str]:
-    return {"reference": f"Device/{_device_id_of_key(device_key)}"}
-
-
 @functools.lru_cache(maxsize=1024)
 def _constant_parts(
     source: str,
+    tenant: str,
     kind: Kind,
     method: str | None,
     unit: str | None,
@@ -175,15 +177,16 @@ def _constant_parts(
     and kept serialised, so that every resource gets its own copy (``orjson.loads`` of a few
     hundred bytes is cheaper than building the dicts, and nothing is shared between resources)."""
     code, category, profile = _code_parts(kind, method, unit, source_code)
-    return orjson.dumps([_meta(source, profile, manual_entry, ambiguous_user), category, code])
+    return orjson.dumps([_meta(source, tenant, profile, manual_entry, ambiguous_user), category, code])
 
 
-def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
+def observation(measurement: Measurement, patient_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
     value = measurement.value
     source, source_id = measurement.source, measurement.source_id
     meta, category, code = orjson.loads(
         _constant_parts(
             source,
+            tenant,
             measurement.kind,
             measurement.method,
             value.unit if value is not None else None,
@@ -198,7 +201,7 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
         identifier.append({"system": group_system, "value": measurement.group_id})
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "id": observation_id(source, source_id, patient_id),
+        "id": observation_id(source, source_id, patient_id, tenant),
         "meta": meta,
         "identifier": identifier,
         "status": measurement.status,
@@ -217,7 +220,7 @@ def observation(measurement: Measurement, patient_id: str) -> dict[str, Any]:
     if measurement.issued is not None:
         resource["issued"] = _isoformat(measurement.issued)
     if measurement.device is not None:
-        resource["device"] = _device_reference(measurement.device.key)
+        resource["device"] = {"reference": f"Device/{device_id(measurement.device, tenant)}"}
     if value is not None:
         resource["valueQuantity"] = _quantity(value)
     elif measurement.coded_value is not None:
@@ -327,11 +330,13 @@ def entered_in_error(resource: dict[str, Any]) -> dict[str, Any]:
     return marked
 
 
-def device_resource(device: DeviceIdentity, patient_id: str | None = None) -> dict[str, Any]:
+def device_resource(
+    device: DeviceIdentity, patient_id: str | None = None, tenant: str = DEFAULT_TENANT
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Device",
-        "id": device_id(device),
-        "meta": {"tag": [{"system": SOURCE_TAG_SYSTEM, "code": device.source}]},
+        "id": device_id(device, tenant),
+        "meta": {"tag": [{"system": SOURCE_TAG_SYSTEM, "code": device.source}, _tenant_tag(tenant)]},
         "identifier": [{"system": system, "value": value} for system, value in device.identifiers],
         "status": "active",
     }
@@ -376,9 +381,11 @@ class MappedReadings:
     unattributed: list[Measurement] = field(default_factory=list)
 
 
-def map_readings(readings: Iterable[Measurement], patient_for: PatientResolver) -> MappedReadings:
-    """Observations (and one Device per physical device) for every reading whose patient is
-    known; readings with no patient are handed back, never dropped."""
+def map_readings(
+    readings: Iterable[Measurement], patient_for: PatientResolver, tenant: str = DEFAULT_TENANT
+) -> MappedReadings:
+    """The tenant's Observations (and one Device per physical device) for every reading whose
+    patient is known; readings with no patient are handed back, never dropped."""
     mapped = MappedReadings()
     devices: dict[str, dict[str, Any]] = {}
     for measurement in readings:
@@ -387,7 +394,7 @@ def map_readings(readings: Iterable[Measurement], patient_for: PatientResolver) 
             mapped.unattributed.append(measurement)
             continue
         if measurement.device is not None and measurement.device.key not in devices:
-            devices[measurement.device.key] = device_resource(measurement.device, patient_id)
-        mapped.resources.append(observation(measurement, patient_id))
+            devices[measurement.device.key] = device_resource(measurement.device, patient_id, tenant)
+        mapped.resources.append(observation(measurement, patient_id, tenant))
     mapped.resources[:0] = devices.values()
     return mapped

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import InvalidPayload
+from shared.tenants import DEFAULT_TENANT
 
 ENVELOPE_VERSION = 1
 REDRIVEN_ATTRIBUTE = "redriven"
+TENANT_ATTRIBUTE = "tenantId"  # absent: the default tenant (every record before tenants existed)
 
 
 def new_receipt_id(now: dt.datetime | None = None) -> str:
@@ -74,6 +76,10 @@ class RawEnvelope:
 
     def without_body(self, blob_name: str) -> RawEnvelope:
         return replace(self, body=None, blob_name=blob_name)
+
+    @property
+    def tenant(self) -> str:
+        return self.attributes.get(TENANT_ATTRIBUTE) or DEFAULT_TENANT
 
     @property
     def seen_before(self) -> bool:

@@ -78,7 +78,7 @@ class ReadingProcessor:
             patients[measurement.source_id] = patient_id
 
         allowed = [m for m in parsed.readings if m.source_id in patients]
-        mapped = map_readings(allowed, lambda m: patients[m.source_id])
+        mapped = map_readings(allowed, lambda m: patients[m.source_id], envelope.tenant)
         report = self.fhir.write(mapped.resources) if mapped.resources else None
         if unattributed:
             self.parked.park(envelope.receipt_id, envelope.source, unattributed)

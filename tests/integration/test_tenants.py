@@ -95,3 +95,20 @@ def test_concurrent_suspensions_and_reactivations_leave_one_consistent_status(te
     run_together([functools.partial(tenants.set_status, "clinic-flip", status) for status in statuses])
     assert tenants.get("clinic-flip").status in ("suspended", "active")
     assert len(tenants.list()) == 1
+
+
+def test_a_reading_of_the_default_tenant_lands_tagged_with_it(clean_cosmos, clean_fhir, store, admin_token):
+    from tests.helpers.clinic import FIXTURE_DEVICES, assign, deliver, fixture_text, process
+    from tests.helpers.stack import put_patient, search
+
+    put_patient(clean_fhir, "anna")
+    imei, device_type = FIXTURE_DEVICES["weight"]
+    assert assign(admin_token, imei, device_type, "anna")[0] == 200
+    deliver(fixture_text("weight"))
+    process(store)
+    tagged = search(clean_fhir, "Observation", _tag=f"urn:iomt-hub:tenant|{DEFAULT_TENANT}")
+    assert tagged
+    assert {o["subject"]["reference"] for o in tagged} == {"Patient/anna"}
+    assert search(clean_fhir, "Observation", _tag="urn:iomt-hub:tenant|clinic-a") == []
+    [device] = search(clean_fhir, "Device", _tag=f"urn:iomt-hub:tenant|{DEFAULT_TENANT}")
+    assert device["patient"] == {"reference": "Patient/anna"}

@@ -132,3 +132,32 @@ def test_no_two_conversions_share_a_mutable_object(source, format_name, path):
     changed["subject"]["reference"] = "Patient/changed"
     again = next(r for r in convert(source, format_name, path) if r["resourceType"] == "Observation")
     assert again == before  # changing one converted resource changes no later one
+
+
+def test_every_resource_names_its_tenant_and_the_same_readings_in_two_tenants_share_no_id():
+    import hashlib
+
+    from shared import conversion
+    from shared.fhir.mapping import TENANT_TAG_SYSTEM, device_id, observation_id
+    from shared.measurement import DeviceIdentity
+    from tests.helpers.common import FIXTURES
+
+    text = (FIXTURES / "medisante" / "blood-pressure.json").read_text()
+    parsed = conversion.parse("medisante", "medisante-json", text)
+    by_tenant = {tenant: map_readings(parsed.readings, lambda _: "p1", tenant).resources for tenant in ("a", "b")}
+    for tenant, resources in by_tenant.items():
+        assert resources
+        for resource in resources:
+            assert {"system": TENANT_TAG_SYSTEM, "code": tenant} in resource["meta"]["tag"]
+            assert resource.get("device", {}).get("reference", "Device/").startswith("Device/")
+    ids = {tenant: {r["id"] for r in resources} for tenant, resources in by_tenant.items()}
+    assert ids["a"].isdisjoint(ids["b"])  # same patient id, same device serial, same reading: unrelated
+    default = map_readings(parsed.readings, lambda _: "p1").resources
+    assert all({"system": TENANT_TAG_SYSTEM, "code": "default"} in r["meta"]["tag"] for r in default)
+    # The default tenant's ids are those written before tenants existed.
+    reading = parsed.readings[0]
+    system = f"urn:iomt-hub:{reading.source}:reading"
+    expected = "obs-" + hashlib.sha256(f"default|p1|{system}|{reading.source_id}".encode()).hexdigest()[:40]
+    assert observation_id(reading.source, reading.source_id, "p1") == expected
+    identity = DeviceIdentity(source="medisante", identifiers=(("imei", "358000000000047"),))
+    assert device_id(identity) == device_id(identity, "default") != device_id(identity, "a")
