@@ -47,11 +47,16 @@ def ensure_containers(settings: Settings) -> DatabaseProxy:
     return database
 
 
-def filtered_query(filters: dict[str, str | None]) -> tuple[str, list[dict[str, object]]]:
+# An item of the default tenant may predate tenants and carry no tenantId.
+TENANT_CLAUSE = "(c.tenantId = @tenant OR (@tenant = 'default' AND NOT IS_DEFINED(c.tenantId)))"
+
+
+def filtered_query(filters: dict[str, str | None], tenant: str | None = None) -> tuple[str, list[dict[str, object]]]:
     """``SELECT * ... WHERE c.<field> = @<field> AND ... ORDER BY c.id`` for the filters that
-    are set. Field names come from code, never from a caller; values are always parameters."""
-    clauses: list[str] = []
-    parameters: list[dict[str, object]] = []
+    are set, within ``tenant`` when one is given. Field names come from code, never from a
+    caller; values are always parameters."""
+    clauses: list[str] = [TENANT_CLAUSE] if tenant is not None else []
+    parameters: list[dict[str, object]] = [{"name": "@tenant", "value": tenant}] if tenant is not None else []
     for name, value in filters.items():
         if value is not None:
             clauses.append(f"c.{name} = @{name}")

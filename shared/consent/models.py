@@ -9,13 +9,23 @@ from pydantic import Field, field_validator
 from shared.devices.models import StrictModel
 from shared.devices.types import PROVIDERS
 from shared.measurement import Kind
+from shared.tenants import DEFAULT_TENANT
 
 SCOPES = tuple(kind.value for kind in Kind)
 ConsentStatus = Literal["active", "revoked", "needs-reconsent"]  # CONSENT_STATUSES
 
 
-def consent_id(source: str, patient_id: str) -> str:
-    return f"{source}.{patient_id}"
+def consent_id(source: str, patient_id: str, tenant: str = DEFAULT_TENANT) -> str:
+    """``<source>.<patient>`` in the default tenant (as before tenants), ``<tenant>:<source>.<patient>``
+    in another: the same patient id in two tenants is two patients."""
+    return f"{source}.{patient_id}" if tenant == DEFAULT_TENANT else f"{tenant}:{source}.{patient_id}"
+
+
+def parse_consent_id(record_id: str) -> tuple[str, str, str]:
+    """(tenant, source, patient) of a consent id."""
+    head, _, patient_id = record_id.partition(".")
+    tenant, colon, source = head.rpartition(":")
+    return (tenant if colon else DEFAULT_TENANT), source, patient_id
 
 
 class ConsentGrant(StrictModel):

@@ -9,6 +9,7 @@ from pydantic import Field
 from shared.consent.models import SCOPES, ConsentStatus
 from shared.devices.types import PROVIDERS
 from shared.records import Instant, Record
+from shared.tenants import DEFAULT_TENANT
 
 
 class ConsentEvent(Record):
@@ -19,6 +20,7 @@ class ConsentEvent(Record):
 
 class ConsentRecord(Record):
     id: str
+    tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     patient_id: str = Field(alias="patientId")
     source: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     scopes: list[str] = Field(json_schema_extra={"items": {"enum": list(SCOPES)}})

@@ -16,30 +16,50 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.cosmos import NoChange, filtered_query, read_or_none, update_item
 from shared.clock import utc_now
-from shared.consent.models import ConsentGrant, ConsentStatus, consent_id
+from shared.consent.models import ConsentGrant, ConsentStatus, consent_id, parse_consent_id
 from shared.consent.records import ConsentAuditRecord, ConsentEvent, ConsentRecord, WithheldCount
 from shared.devices.types import PROVIDERS
 from shared.errors import BadRequest, NotFound
 from shared.measurement import Measurement
+from shared.tenants import DEFAULT_TENANT
 
 
 class ConsentStore:
-    def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    """One tenant's consent records: a record of another tenant is not found, by id or by patient."""
+
+    def __init__(
+        self,
+        container: ContainerProxy,
+        clock: Callable[[], dt.datetime] = utc_now,
+        tenant: str = DEFAULT_TENANT,
+        listeners: list[Callable[[str, str, str], None]] | None = None,
+    ) -> None:
         self.container = container
         self.clock = clock
-        self.listeners: list[Callable[[str, str], None]] = []  # told (patient, source) of every change
+        self.tenant = tenant
+        # Told (tenant, patient, source) of every change, whichever tenant's view made it.
+        self.listeners: list[Callable[[str, str, str], None]] = listeners if listeners is not None else []
+
+    def for_tenant(self, tenant: str) -> ConsentStore:
+        if tenant == self.tenant:
+            return self
+        return ConsentStore(self.container, self.clock, tenant, self.listeners)
 
     def _changed(self, patient_id: str, source: str) -> None:
         for listener in self.listeners:
-            listener(patient_id, source)
+            listener(self.tenant, patient_id, source)
+
+    def _mine(self, item: dict[str, object] | None) -> ConsentRecord | None:
+        record = ConsentRecord.from_item(item) if item is not None else None
+        return record if record is not None and record.tenant_id == self.tenant else None
 
     def find(self, patient_id: str, source: str) -> ConsentRecord | None:
-        item = read_or_none(self.container, consent_id(source, patient_id), patient_id)
-        return ConsentRecord.from_item(item) if item is not None else None
+        return self._mine(read_or_none(self.container, consent_id(source, patient_id, self.tenant), patient_id))
 
     def get(self, record_id: str) -> ConsentRecord:
-        source, _, patient_id = record_id.partition(".")
-        record = self.find(patient_id, source) if source in PROVIDERS and patient_id else None
+        tenant, source, patient_id = parse_consent_id(record_id)
+        mine = tenant == self.tenant and source in PROVIDERS and patient_id
+        record = self.find(patient_id, source) if mine else None
         if record is None:
             raise NotFound(f"no consent record with id {record_id!r}")
         return record
@@ -48,7 +68,7 @@ class ConsentStore:
         """(record, created). ``merge`` adds the scopes to what is already granted (a clinic
         attesting a device's kinds); otherwise the grant states the scopes exactly. Safe under
         concurrency: concurrent merges all land (optimistic concurrency, retried)."""
-        record_id = consent_id(grant.source, grant.patient_id)
+        record_id = consent_id(grant.source, grant.patient_id, self.tenant)
         created = False
 
         def apply(item: dict[str, object] | None) -> dict[str, object]:
@@ -62,6 +82,7 @@ class ConsentStore:
             history = existing.history if existing is not None else []
             return ConsentRecord(
                 id=record_id,
+                tenant_id=self.tenant,
                 patient_id=grant.patient_id,
                 source=grant.source,
                 scopes=sorted(scopes),
@@ -86,9 +107,9 @@ class ConsentStore:
         record = self.get(record_id)
 
         def apply(item: dict[str, object] | None) -> dict[str, object]:
-            if item is None:
+            current = self._mine(item)
+            if current is None:
                 raise NotFound(f"no consent record with id {record_id!r}")
-            current = ConsentRecord.from_item(item)
             if current.status == status:
                 raise NoChange
             now = self.clock()
@@ -112,21 +133,16 @@ class ConsentStore:
 
     def find_by_account(self, source: str, account_id: str) -> ConsentRecord | None:
         """The consent that links a source's user (a Withings userid) to a patient."""
-        matches = [
-            ConsentRecord.from_item(item)
-            for item in self.container.query_items(
-                "SELECT * FROM c WHERE c.source = @source AND c.accountId = @account",
-                parameters=[{"name": "@source", "value": source}, {"name": "@account", "value": account_id}],
-                enable_cross_partition_query=True,
-            )
-        ]
+        query, parameters = filtered_query({"source": source, "accountId": account_id}, self.tenant)
+        items = self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True)
+        matches = [ConsentRecord.from_item(item) for item in items]
         matches.sort(key=lambda record: not record.active)  # an active link first
         return matches[0] if matches else None
 
     def list(
         self, *, patient_id: str | None = None, source: str | None = None, status: str | None = None
     ) -> list[ConsentRecord]:
-        query, parameters = filtered_query({"patientId": patient_id, "source": source, "status": status})
+        query, parameters = filtered_query({"patientId": patient_id, "source": source, "status": status}, self.tenant)
         try:
             items = self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True)
             return [ConsentRecord.from_item(item) for item in items]
@@ -154,26 +170,38 @@ class ConsentCache:
         self.store = store
         self.ttl_s = ttl_s
         self.clock = clock
-        self._entries: dict[tuple[str, str], tuple[float, ConsentRecord | None]] = {}
+        self._entries: dict[tuple[str, str, str], tuple[float, ConsentRecord | None]] = {}
         self._lock = threading.Lock()
         store.listeners.append(self.invalidate)
 
-    def find(self, patient_id: str, source: str) -> ConsentRecord | None:
-        key = (patient_id, source)
+    def for_tenant(self, tenant: str) -> ConsentFinder:
+        return _TenantCache(self, tenant)
+
+    def find(self, patient_id: str, source: str, tenant: str = DEFAULT_TENANT) -> ConsentRecord | None:
+        key = (tenant, patient_id, source)
         now = self.clock()
         with self._lock:
             entry = self._entries.get(key)
         if entry is not None and now - entry[0] < self.ttl_s:
             return entry[1]
-        record = self.store.find(patient_id, source)
+        record = self.store.for_tenant(tenant).find(patient_id, source)
         if record is not None and record.active:
             with self._lock:
                 self._entries[key] = (now, record)
         return record
 
-    def invalidate(self, patient_id: str, source: str) -> None:
+    def invalidate(self, tenant: str, patient_id: str, source: str) -> None:
         with self._lock:
-            self._entries.pop((patient_id, source), None)
+            self._entries.pop((tenant, patient_id, source), None)
+
+
+@dataclass
+class _TenantCache:
+    cache: ConsentCache
+    tenant: str
+
+    def find(self, patient_id: str, source: str) -> ConsentRecord | None:
+        return self.cache.find(patient_id, source, self.tenant)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
-from shared.devices.types import registry_id
 from shared.measurement import DeviceIdentity, Measurement
 
 
@@ -36,5 +35,7 @@ class Attribution:
     def _find(self, identity: DeviceIdentity) -> DeviceRecord | None:
         if self.lookup is None:
             return self.registry.find_by_identity(identity)
-        candidates = self.lookup([registry_id(identity.source, value) for _, value in identity.identifiers])
-        return next((device for device in candidates if device is not None), None)  # most specific first
+        ids = [self.registry.registry_id(identity.source, value) for _, value in identity.identifiers]
+        candidates = self.lookup(ids)
+        mine = (d for d in candidates if d is not None and d.tenant_id == self.registry.tenant)
+        return next(mine, None)  # most specific first

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from shared.devices.types import DEVICE_TYPE_KINDS, PROVIDERS
 from shared.records import Instant, Record
+from shared.tenants import DEFAULT_TENANT
 
 DeviceStatus = Literal["active", "retired"]
 
@@ -27,6 +28,7 @@ class AssignmentRecord(Record):
 
 class DeviceRecord(Record):
     id: str
+    tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     provider_device_id: str = Field(alias="providerDeviceId")
     type: str = Field(json_schema_extra={"enum": list(DEVICE_TYPE_KINDS)})

@@ -13,30 +13,52 @@ from collections.abc import Callable
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
-from shared.clients.cosmos import NoChange, decode_continuation, encode_continuation, filtered_query, update_item
+from shared.clients.cosmos import (
+    NoChange,
+    decode_continuation,
+    encode_continuation,
+    filtered_query,
+    read_or_none,
+    update_item,
+)
 from shared.clock import instant_text, utc_now
 from shared.devices.models import DeviceRegistration
 from shared.devices.records import AssignmentRecord, DeviceRecord
 from shared.devices.types import registry_id
 from shared.errors import BadRequest, Conflict, NotFound
 from shared.measurement import DeviceIdentity
+from shared.tenants import DEFAULT_TENANT
 
 
 class DeviceRegistry:
-    def __init__(self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    """One tenant's devices: a device of another tenant is not found, by id or by serial."""
+
+    def __init__(
+        self, container: ContainerProxy, clock: Callable[[], dt.datetime] = utc_now, tenant: str = DEFAULT_TENANT
+    ) -> None:
         self.container = container
         self.clock = clock
+        self.tenant = tenant
+
+    def for_tenant(self, tenant: str) -> DeviceRegistry:
+        return self if tenant == self.tenant else DeviceRegistry(self.container, self.clock, tenant)
+
+    def registry_id(self, provider: str, provider_device_id: str) -> str:
+        return registry_id(provider, provider_device_id, self.tenant)
+
+    def _mine(self, item: dict[str, object] | None) -> DeviceRecord | None:
+        device = DeviceRecord.from_item(item) if item is not None else None
+        return device if device is not None and device.tenant_id == self.tenant else None
 
     def get(self, device_id: str) -> DeviceRecord:
-        try:
-            item = self.container.read_item(device_id, partition_key=device_id)
-        except cosmos_errors.CosmosResourceNotFoundError:
-            raise NotFound(f"no device with id {device_id!r}") from None
-        return DeviceRecord.from_item(item)
+        device = self._mine(read_or_none(self.container, device_id, device_id))
+        if device is None:
+            raise NotFound(f"no device with id {device_id!r}")
+        return device
 
     def find(self, provider: str, provider_device_id: str) -> DeviceRecord | None:
         try:
-            return self.get(registry_id(provider, provider_device_id))
+            return self.get(self.registry_id(provider, provider_device_id))
         except NotFound:
             return None
 
@@ -52,22 +74,21 @@ class DeviceRegistry:
     def find_many(self, device_ids: list[str]) -> list[DeviceRecord | None]:
         """The devices with these registry ids (None where there is none): one query."""
         unique = sorted(set(device_ids))
-        found = {
-            item["id"]: DeviceRecord.from_item(item)
-            for item in self.container.query_items(
-                "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
-                parameters=[{"name": "@ids", "value": unique}],
-                enable_cross_partition_query=True,
-            )
-        }
+        items = self.container.query_items(
+            "SELECT * FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+            parameters=[{"name": "@ids", "value": unique}],
+            enable_cross_partition_query=True,
+        )
+        found = {device.id: device for device in map(DeviceRecord.from_item, items)}
         return [found.get(device_id) for device_id in device_ids]
 
     def register(self, registration: DeviceRegistration) -> tuple[DeviceRecord, bool]:
         """(device, created). Idempotent on provider + provider device id."""
-        device_id = registry_id(registration.provider, registration.provider_device_id)
+        device_id = self.registry_id(registration.provider, registration.provider_device_id)
         now = self.clock()
         device = DeviceRecord(
             id=device_id,
+            tenant_id=self.tenant,
             provider=registration.provider,
             provider_device_id=registration.provider_device_id,
             type=registration.type,
@@ -91,7 +112,8 @@ class DeviceRegistry:
         page_size: int = 50,
         continuation: str | None = None,
     ) -> tuple[list[DeviceRecord], str | None]:
-        query, parameters = filtered_query({"provider": provider, "patientId": patient_id, "status": status})
+        filters = {"provider": provider, "patientId": patient_id, "status": status}
+        query, parameters = filtered_query(filters, self.tenant)
         pages = self.container.query_items(
             query,
             parameters=parameters,
@@ -113,9 +135,10 @@ class DeviceRegistry:
         None when there is nothing to do."""
 
         def apply(current: dict[str, object] | None) -> dict[str, object]:
-            if current is None:
+            device = self._mine(current)
+            if device is None:
                 raise NotFound(f"no device with id {device_id!r}")
-            updated = change(DeviceRecord.from_item(current))
+            updated = change(device)
             if updated is None:
                 raise NoChange
             updated.updated_at = self.clock()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from shared.measurement import Kind
+from shared.tenants import DEFAULT_TENANT
 
 PROVIDERS = ("medisante", "healthkit", "withings")
 # Devices a patient may assign to themselves from the app (their own phone and watch). Every
@@ -35,6 +36,10 @@ DEVICE_TYPE_KINDS: dict[str, tuple[Kind, ...]] = {
 }
 
 
-def registry_id(provider: str, provider_device_id: str) -> str:
-    """Deterministic: registering the same device twice finds the same item."""
-    return "device-" + hashlib.sha256(f"{provider}|{provider_device_id}".encode()).hexdigest()[:32]
+def registry_id(provider: str, provider_device_id: str, tenant: str = DEFAULT_TENANT) -> str:
+    """Deterministic: registering the same device twice finds the same item. The same serial in
+    two tenants is two devices (the default tenant's ids are those from before tenants)."""
+    key = f"{provider}|{provider_device_id}"
+    if tenant != DEFAULT_TENANT:
+        key = f"{tenant}|{key}"
+    return "device-" + hashlib.sha256(key.encode()).hexdigest()[:32]

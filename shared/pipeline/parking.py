@@ -17,10 +17,12 @@ from shared.devices.records import DeviceRecord
 from shared.devices.types import registry_id
 from shared.measurement import Measurement
 from shared.records import Instant, Record
+from shared.tenants import DEFAULT_TENANT
 
 
 class ParkedRecord(Record):
     id: str
+    tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     receipt_id: str = Field(alias="receiptId")
     source: str
     device_ids: list[str] = Field(alias="deviceIds")
@@ -46,13 +48,15 @@ class ParkedReadings:
         self.lookback = lookback
         self.clock = clock
 
-    def park(self, receipt_id: str, source: str, readings: Sequence[Measurement]) -> None:
+    def park(
+        self, receipt_id: str, source: str, readings: Sequence[Measurement], tenant: str = DEFAULT_TENANT
+    ) -> None:
         device_ids: set[str] = set()
         identifiers: set[str] = set()
         for measurement in readings:
             if measurement.device is not None:
                 for _, value in measurement.device.identifiers:
-                    device_ids.add(registry_id(source, value))
+                    device_ids.add(registry_id(source, value, tenant))
                     identifiers.add(value)
         moments = [m.effective_start for m in readings]
         def record(current: dict[str, object] | None) -> dict[str, object]:
@@ -60,6 +64,7 @@ class ParkedReadings:
             parked_at = ParkedRecord.from_item(current).parked_at if current is not None else self.clock()
             return ParkedRecord(
                 id=receipt_id,
+                tenant_id=tenant,
                 receipt_id=receipt_id,
                 source=source,
                 device_ids=sorted(device_ids),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.consent.registry import ConsentAudit, ConsentCheck, ConsentFinder, ConsentStore
+from shared.consent.registry import ConsentAudit, ConsentCache, ConsentCheck, ConsentStore
 from shared.devices.attribution import Attribution
 from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
@@ -50,7 +50,7 @@ class ReadingProcessor:
     audit: ConsentAudit
     parked: ParkedReadings
     deletions: Deletions
-    consent_lookup: ConsentFinder | None = None  # the process's consent cache, if any
+    consent_lookup: ConsentCache | None = None  # the process's consent cache, if any
     device_lookup: Callable[[list[str]], list[DeviceRecord | None]] | None = None  # coalesced reads
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
@@ -59,10 +59,14 @@ class ReadingProcessor:
             options["userid"] = envelope.attributes.get(WITHINGS_USER_ATTRIBUTE)
         parsed = self.parse(envelope.source, envelope.format, body, **options)
 
+        tenant = envelope.tenant
         attribution = Attribution(
-            self.devices, fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE), lookup=self.device_lookup
+            self.devices.for_tenant(tenant),
+            fixed_patient=envelope.attributes.get(PATIENT_ATTRIBUTE),
+            lookup=self.device_lookup,
         )
-        consent = ConsentCheck(self.consent_lookup or self.consents)
+        lookup = self.consent_lookup.for_tenant(tenant) if self.consent_lookup else self.consents.for_tenant(tenant)
+        consent = ConsentCheck(lookup)
         patients: dict[str, str] = {}
         unattributed: list[Measurement] = []
         withheld: list[tuple[str, str, str]] = []
@@ -81,7 +85,7 @@ class ReadingProcessor:
         mapped = map_readings(allowed, lambda m: patients[m.source_id], envelope.tenant)
         report = self.fhir.write(mapped.resources) if mapped.resources else None
         if unattributed:
-            self.parked.park(envelope.receipt_id, envelope.source, unattributed)
+            self.parked.park(envelope.receipt_id, envelope.source, unattributed, tenant)
         elif envelope.seen_before:  # only a record processed before can have a parked item
             self.parked.release(envelope.receipt_id)
         if withheld:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.consent.models import ConsentGrant
-from shared.devices.types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS, registry_id
+from shared.devices.types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS
 from shared.errors import Forbidden
 from shared.pipeline.replay import replay_archived
 
@@ -55,7 +55,7 @@ class DeviceAssignment:
     ) -> DeviceRecord:
         registration = request.registration()
         self.devices.register(registration)
-        device_id = registry_id(registration.provider, registration.provider_device_id)
+        device_id = self.devices.registry_id(registration.provider, registration.provider_device_id)
         device = self.devices.assign(device_id, patient_id, request.valid_from)
         if clinic_attests:
             scopes = [kind.value for kind in DEVICE_TYPE_KINDS[registration.type]]

@@ -3,6 +3,7 @@ on the real Cosmos DB server; the default tenant is the deployment itself."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 
@@ -112,3 +113,95 @@ def test_a_reading_of_the_default_tenant_lands_tagged_with_it(clean_cosmos, clea
     assert search(clean_fhir, "Observation", _tag="urn:iomt-hub:tenant|clinic-a") == []
     [device] = search(clean_fhir, "Device", _tag=f"urn:iomt-hub:tenant|{DEFAULT_TENANT}")
     assert device["patient"] == {"reference": "Patient/anna"}
+
+
+# -- isolation of the stores (the same patient id and device serial in two tenants) ---------------
+
+
+def _registration(serial: str):
+    from shared.devices.models import DeviceRegistration
+
+    return DeviceRegistration(provider="medisante", provider_device_id=serial, type="scale")
+
+
+def test_a_tenant_never_sees_another_tenants_devices_by_id_serial_or_listing(clean_cosmos):
+    a, b = clean_cosmos.devices.for_tenant("clinic-a"), clean_cosmos.devices.for_tenant("clinic-b")
+    device_a, _ = a.register(_registration("866000000000123"))
+    a.assign(device_a.id, "anna")
+    device_b, created = b.register(_registration("866000000000123"))  # the same serial: another device
+    assert created
+    assert device_b.id != device_a.id
+    assert (device_a.tenant_id, device_b.tenant_id) == ("clinic-a", "clinic-b")
+    with pytest.raises(NotFound):
+        b.get(device_a.id)
+    with pytest.raises(NotFound):
+        b.assign(device_a.id, "anna")  # nor changed through another tenant
+    with pytest.raises(NotFound):
+        clean_cosmos.devices.get(device_a.id)  # the default tenant is a tenant like any other
+    assert b.find("medisante", "866000000000123").id == device_b.id
+    assert [d.id for d in b.list()[0]] == [device_b.id]
+    assert b.get(device_b.id).patient_id is None  # A's assignment is A's
+    assert clean_cosmos.devices.list()[0] == []
+
+
+def test_a_tenant_never_sees_another_tenants_consents(clean_cosmos):
+    from shared.consent.models import ConsentGrant, consent_id
+
+    a, b = clean_cosmos.consents.for_tenant("clinic-a"), clean_cosmos.consents.for_tenant("clinic-b")
+    grant = ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight"], attestation="clinic")
+    record_a, _ = a.grant(grant, "clinic-a-admin")
+    assert record_a.id == consent_id("medisante", "anna", "clinic-a") == "clinic-a:medisante.anna"
+    assert b.find("anna", "medisante") is None
+    with pytest.raises(NotFound):
+        b.get(record_a.id)
+    with pytest.raises(NotFound):
+        b.revoke(record_a.id, "clinic-b-admin")
+    assert b.list() == []
+    assert clean_cosmos.consents.find("anna", "medisante") is None  # nor in the default tenant
+    assert [r.id for r in a.list()] == [record_a.id]
+    assert a.get(record_a.id).active
+
+
+@pytest.mark.parametrize("b_consents", [False, True])
+def test_the_worker_attributes_and_writes_each_tenants_readings_only_within_it(
+    clean_cosmos, clean_fhir, store, b_consents
+):
+    from shared.api import pipeline as pipeline_api
+    from shared.consent.models import ConsentGrant
+    from shared.fhir.mapping import TENANT_TAG_SYSTEM
+    from shared.pipeline.envelope import TENANT_ATTRIBUTE
+    from tests.helpers.clinic import fixture_text
+    from tests.helpers.stack import drive_queue, search
+
+    grant = ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight", "bmi"], attestation="clinic")
+    for tenant in ("clinic-a", "clinic-b"):  # the same serial and patient id in both
+        devices = clean_cosmos.devices.for_tenant(tenant)
+        device, _ = devices.register(_registration("866000000000123"))
+        devices.assign(device.id, "anna", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        if tenant == "clinic-a" or b_consents:
+            clean_cosmos.consents.for_tenant(tenant).grant(grant, f"{tenant}-admin")
+    for tenant in ("clinic-a", "clinic-b"):
+        store.accept(
+            source="medisante", format="medisante-json", body=fixture_text("weight"),
+            content_type="application/json", attributes={TENANT_ATTRIBUTE: tenant},
+        )  # fmt: skip
+    drive_queue(store, pipeline_api.process_raw_record)
+
+    def tenant_of(resource: dict) -> str:
+        [tag] = [tag["code"] for tag in resource["meta"]["tag"] if tag["system"] == TENANT_TAG_SYSTEM]
+        return str(tag)
+
+    observations = search(clean_fhir, "Observation", _count="100")
+    by_tenant: dict[str, set[str]] = {}
+    for observation in observations:
+        by_tenant.setdefault(tenant_of(observation), set()).add(observation["id"])
+    expected = {"clinic-a", "clinic-b"} if b_consents else {"clinic-a"}  # B's own consent decides for B
+    assert set(by_tenant) == expected
+    if b_consents:
+        assert by_tenant["clinic-a"].isdisjoint(by_tenant["clinic-b"])
+        assert len(by_tenant["clinic-a"]) == len(by_tenant["clinic-b"])
+    devices = search(clean_fhir, "Device")
+    assert sorted(tenant_of(device) for device in devices) == sorted(expected)  # one Device per tenant
+    for observation in observations:
+        [device] = [d for d in devices if f"Device/{d['id']}" == observation["device"]["reference"]]
+        assert tenant_of(device) == tenant_of(observation)
