@@ -71,6 +71,7 @@ var cosmosContainers = [
   { name: 'withings', partitionKey: '/id' }
   { name: 'sync-cursors', partitionKey: '/id' }
   { name: 'tenants', partitionKey: '/id' }
+  { name: 'held-records', partitionKey: '/tenantId' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

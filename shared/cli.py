@@ -252,7 +252,7 @@ def _tenant(args: argparse.Namespace) -> int:
 
     tenants = get_context().tenants
     if args.action == "create":
-        tenant = tenants.create(
+        tenant = get_context().tenant_administration.create(
             args.id,
             args.name,
             fhir_url=args.fhir_url,
@@ -263,9 +263,11 @@ def _tenant(args: argparse.Namespace) -> int:
     elif args.action == "list":
         for tenant in tenants.list():
             print(json.dumps(tenant.public(), sort_keys=True))
+    elif args.action == "suspend":
+        print(json.dumps(get_context().tenant_administration.suspend(args.id).public(), sort_keys=True))
     else:
-        changed = tenants.set_status(args.id, "suspended" if args.action == "suspend" else "active")
-        print(json.dumps(changed.public(), sort_keys=True))
+        tenant, redriven = get_context().tenant_administration.activate(args.id)
+        print(json.dumps({**tenant.public(), "reDriven": len(redriven)}, sort_keys=True))
     return 0
 
 
@@ -330,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--lookback-days", type=int, help="its attribution look-back (default: the hub's)")
     create.add_argument("--medisante-key-hash", action="append", help="SHA-256 digest of a webhook key (repeatable)")
     actions.add_parser("list", help="every registered tenant")
-    for action in ("suspend", "activate"):
-        changed = actions.add_parser(action, help=f"{action} a tenant")
+    helps = {"suspend": "refuse its credentials and hold its queued records", "activate": "re-drive what was held"}
+    for action, text in helps.items():
+        changed = actions.add_parser(action, help=text)
         changed.add_argument("--id", required=True)
     tenant.set_defaults(handler=_tenant)
 

@@ -34,6 +34,7 @@ from shared.names import (
     CURSORS_CONTAINER,
     DELETION_LOG_CONTAINER,
     DEVICES_CONTAINER,
+    HELD_CONTAINER,
     LOCKS_CONTAINER,
     PARKED_CONTAINER,
     RESET_OUTBOX_QUEUE,
@@ -60,9 +61,12 @@ from shared.sources.withings.poller import Poller
 from shared.sources.withings.state import StateSigner
 from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
+from shared.tenants.directory import TenantDirectory
+from shared.tenants.held import HeldRecords
 from shared.tenants.registry import TenantRegistry
 from shared.workflows.assignment import DeviceAssignment
 from shared.workflows.corrections import AttributionCorrection
+from shared.workflows.tenants import TenantAdministration
 
 
 @dataclass
@@ -122,6 +126,19 @@ class AppContext:
     @cached_property
     def tenants(self) -> TenantRegistry:
         return TenantRegistry(self.cosmos.get_container_client(TENANTS_CONTAINER))
+
+    @cached_property
+    def tenant_directory(self) -> TenantDirectory:
+        settings = self.settings
+        return TenantDirectory(self.tenants, settings.medisante_api_key_hashes, settings.tenant_cache_seconds)
+
+    @cached_property
+    def held(self) -> HeldRecords:
+        return HeldRecords(self.cosmos.get_container_client(HELD_CONTAINER))
+
+    @cached_property
+    def tenant_administration(self) -> TenantAdministration:
+        return TenantAdministration(self.tenants, self.tenant_directory, self.held, self.raw_store)
 
     @cached_property
     def assignment(self) -> DeviceAssignment:
@@ -312,6 +329,8 @@ class AppContext:
             deletions=self.deletions,
             consent_lookup=ConsentCache(self.consents, self.settings.consent_cache_seconds),
             device_lookup=self.device_lookup.submit,
+            tenants=self.tenant_directory,
+            held=self.held,
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(

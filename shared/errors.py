@@ -48,6 +48,13 @@ class Forbidden(HubError):
     status, code = 403, "forbidden"
 
 
+class TenantSuspended(Forbidden):
+    """The medical centre's account is suspended: its credentials are refused, its queued work
+    is held (not lost) until it is reactivated."""
+
+    code = "tenant_suspended"
+
+
 class NotFound(HubError):
     status, code = 404, "not_found"
 

@@ -29,6 +29,7 @@ THROTTLE_CONTAINER = "throttle"
 WITHINGS_CONTAINER = "withings"
 CURSORS_CONTAINER = "sync-cursors"
 TENANTS_CONTAINER = "tenants"
+HELD_CONTAINER = "held-records"  # raw records of a suspended tenant, kept until it is reactivated
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -42,4 +43,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     WITHINGS_CONTAINER: "/id",
     CURSORS_CONTAINER: "/id",
     TENANTS_CONTAINER: "/id",
+    HELD_CONTAINER: "/tenantId",
 }

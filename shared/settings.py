@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     fhir_group_wait_ms: int = Field(default=100, ge=0, le=5000)
     # The worker's consent look-ups are kept this long per process (see ConsentCache).
     consent_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    tenant_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     keyvault_url: str = Field(min_length=1)
     keyvault_ca_bundle: str | None = None

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.auth import Principal, admin_validator, require_api_key
-from shared.errors import BadRequest, Forbidden
+from shared.auth import Principal, admin_validator
+from shared.errors import BadRequest, ConfigurationError, Forbidden, TenantSuspended, Unauthorized
 
 if TYPE_CHECKING:
     from shared.bff.sessions import Session
@@ -21,8 +21,26 @@ ANONYMOUS = func.AuthLevel.ANONYMOUS  # to the host; every handler authenticates
 COOKIE_NAME = "sid"  # the session cookie: HttpOnly, Secure, SameSite=Strict
 
 
-def device_key(req: func.HttpRequest, digests: tuple[str, ...], header: str) -> None:
-    require_api_key(req.headers.get(header), digests, header)
+def device_key(context: AppContext, req: func.HttpRequest, header: str) -> str:
+    """The tenant of a device webhook's key (a key belongs to exactly one tenant); 401 for a
+    missing or unknown key, 403 when its tenant is suspended."""
+    tenants = context.tenant_directory
+    if not tenants.has_keys():
+        raise ConfigurationError(f"no API key is configured for this endpoint ({header})")
+    challenge = f'ApiKey header="{header}"'
+    presented = req.headers.get(header)
+    if not presented:
+        raise Unauthorized(f"the {header} header is missing", challenge=challenge)
+    tenant = tenants.tenant_of_key(presented)
+    if tenant is None:
+        raise Unauthorized(f"the {header} header does not hold a valid key", challenge=challenge)
+    require_active(context, tenant)
+    return tenant
+
+
+def require_active(context: AppContext, tenant: str) -> None:
+    if context.tenant_directory.status(tenant) != "active":
+        raise TenantSuspended("this medical centre's account is suspended; nothing is accepted for it")
 
 
 def admin(context: AppContext, req: func.HttpRequest) -> Principal:

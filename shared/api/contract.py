@@ -116,7 +116,7 @@ def operations() -> tuple[Operation, ...]:
         Operation(
             "medisante_webhook", "post", "/api/health-data/medisante/{format}", "medisanteWebhook",
             "Medisanté portal webhook: accept one device payload", ("medisanteApiKey",),
-            (Answer(202, "accepted", Accepted),), (400, 401, 413, 415),
+            (Answer(202, "accepted", Accepted),), (400, 401, 403, 413, 415),
             params=(Param("format", "path", "the payload's format", tuple(MEDISANTE_MEDIA_TYPES), required=True),),
             body=Body(
                 None,

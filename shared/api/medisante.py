@@ -12,7 +12,9 @@ from shared.api.callers import ANONYMOUS, device_key
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
 from shared.errors import BadRequest
+from shared.pipeline.envelope import TENANT_ATTRIBUTE
 from shared.sources.medisante.formats import MEDIA_TYPES
+from shared.tenants import DEFAULT_TENANT
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -25,7 +27,7 @@ API_KEY_HEADER = "x-api-key"
 def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     settings = context.settings
-    device_key(req, settings.medisante_api_key_hashes, API_KEY_HEADER)
+    tenant = device_key(context, req, API_KEY_HEADER)
     format_name = req.route_params.get("format", "")
     if format_name not in MEDIA_TYPES:
         raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(MEDIA_TYPES)}")
@@ -34,7 +36,10 @@ def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared import conversion
 
     conversion.parse(SOURCE, format_name, text)  # shape check: raises InvalidPayload (400)
-    envelope = context.ingress_store.accept(source=SOURCE, format=format_name, body=text, content_type=content_type)
+    attributes = {TENANT_ATTRIBUTE: tenant} if tenant != DEFAULT_TENANT else {}
+    envelope = context.ingress_store.accept(
+        source=SOURCE, format=format_name, body=text, content_type=content_type, attributes=attributes
+    )
     from shared.api.answers import Accepted
 
     return json_response(Accepted(receipt_id=envelope.receipt_id), status=202)

@@ -14,11 +14,13 @@ from azure.cosmos import ContainerProxy
 from shared.clock import instant_text, utc_now
 from shared.fhir.client import FhirClient
 from shared.fhir.mapping import (
+    TENANT_TAG_SYSTEM,
     entered_in_error,
     group_identifier_system,
     observation_id,
     reading_identifier_system,
 )
+from shared.tenants import DEFAULT_TENANT
 
 _SEARCH_CHUNK = 50
 
@@ -43,29 +45,36 @@ class Deletions:
         source_ids: Sequence[str],
         patient_id: str | None,
         group_ids: Sequence[str] = (),
+        tenant: str = DEFAULT_TENANT,
     ) -> dict[str, Any]:
         """Marks the deleted readings of ``patient_id`` (every patient's, when the record was
-        not fixed to one, each still only its own subject's)."""
+        not fixed to one, each still only its own subject's), only ever within ``tenant``."""
         candidates: list[tuple[str, dict[str, Any] | None]] = []
         unique_ids = list(dict.fromkeys(source_ids))
+        # Resources written before tenants carry no tenant tag: the default tenant's searches
+        # cannot ask for it, and every result is checked below.
+        in_tenant = {"_tag": f"{TENANT_TAG_SYSTEM}|{tenant}"} if tenant != DEFAULT_TENANT else {}
         if patient_id is not None:
-            wanted = {observation_id(source, source_id, patient_id): source_id for source_id in unique_ids}
+            wanted = {observation_id(source, source_id, patient_id, tenant): source_id for source_id in unique_ids}
             found = self._by_id(list(wanted))
             candidates += [(source_id, found.get(resource_id)) for resource_id, source_id in wanted.items()]
         else:
             reading_system = reading_identifier_system(source)
             for source_id in unique_ids:
-                members = self.fhir.search("Observation", {"identifier": f"{reading_system}|{source_id}"})
+                query = {"identifier": f"{reading_system}|{source_id}", **in_tenant}
+                members = self.fhir.search("Observation", query)
                 candidates += [(source_id, member) for member in members] or [(source_id, None)]
         system = group_identifier_system(source)
         for group_id in dict.fromkeys(group_ids):
-            members = self.fhir.search("Observation", {"identifier": f"{system}|{group_id}", "_count": "100"})
+            query = {"identifier": f"{system}|{group_id}", "_count": "100", **in_tenant}
+            members = self.fhir.search("Observation", query)
             candidates += [(f"group {group_id}", member) for member in members] or [(f"group {group_id}", None)]
 
         marked, unknown, updates = [], [], []
         for name, current in candidates:
             subject = (current or {}).get("subject", {}).get("reference")
-            if current is None or (patient_id is not None and subject != f"Patient/{patient_id}"):
+            theirs = current is not None and tenant_of(current) != tenant
+            if current is None or theirs or (patient_id is not None and subject != f"Patient/{patient_id}"):
                 unknown.append(name)
                 continue
             if current.get("status") != "entered-in-error":
@@ -83,3 +92,11 @@ class Deletions:
         }
         self.log.upsert_item(record)
         return record
+
+
+def tenant_of(resource: dict[str, Any]) -> str:
+    """The tenant a resource of the hub's is tagged with (untagged: written before tenants)."""
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if tag.get("system") == TENANT_TAG_SYSTEM:
+            return str(tag.get("code"))
+    return DEFAULT_TENANT

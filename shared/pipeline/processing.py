@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.consent.registry import ConsentAudit, ConsentCache, ConsentCheck, ConsentStore
 from shared.devices.attribution import Attribution
 from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
-from shared.errors import InvalidPayload
+from shared.errors import DependencyError, InvalidPayload
 from shared.fhir.mapping import map_readings
 from shared.measurement import Measurement, ParseResult
 from shared.pipeline.deletions import Deletions
@@ -25,6 +25,10 @@ from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import ProcessingResult
+
+if TYPE_CHECKING:
+    from shared.tenants.directory import TenantDirectory
+    from shared.tenants.held import HeldRecords
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,17 @@ class ReadingProcessor:
     deletions: Deletions
     consent_lookup: ConsentCache | None = None  # the process's consent cache, if any
     device_lookup: Callable[[list[str]], list[DeviceRecord | None]] | None = None  # coalesced reads
+    tenants: TenantDirectory | None = None  # None: one tenant, always active
+    held: HeldRecords | None = None
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
+        status = self.tenants.status(envelope.tenant) if self.tenants is not None else "active"
+        if status != "active":
+            if self.held is None:
+                raise DependencyError("the record's tenant is not active and nothing can hold its records")
+            reason = "tenant suspended" if status == "suspended" else "tenant not served by this deployment"
+            self.held.hold(envelope.tenant, envelope.receipt_id, envelope.source, reason)
+            return ProcessingResult(details={"held": reason})
         options: dict[str, Any] = {}
         if envelope.source == "withings":
             options["userid"] = envelope.attributes.get(WITHINGS_USER_ATTRIBUTE)
@@ -98,6 +111,7 @@ class ReadingProcessor:
                 parsed.deleted_source_ids,
                 attribution.fixed_patient,
                 parsed.deleted_group_ids,
+                tenant,
             )
             deleted = len(logged["markedEnteredInError"])
 

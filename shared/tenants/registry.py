@@ -59,7 +59,8 @@ class TenantRegistry:
         return [TenantRecord.from_item(item) for item in items]
 
     def set_status(self, tenant_id: str, status: TenantStatus) -> TenantRecord:
-        """Suspend or reactivate; the same status again changes nothing."""
+        """Suspend or reactivate (``shared.workflows.tenants``: held records are re-driven);
+        the same status again changes nothing."""
 
         def change(item: dict[str, object] | None) -> dict[str, object]:
             if item is None:

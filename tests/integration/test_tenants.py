@@ -175,6 +175,7 @@ def test_the_worker_attributes_and_writes_each_tenants_readings_only_within_it(
 
     grant = ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight", "bmi"], attestation="clinic")
     for tenant in ("clinic-a", "clinic-b"):  # the same serial and patient id in both
+        clean_cosmos.tenants.create(tenant, tenant.title())
         devices = clean_cosmos.devices.for_tenant(tenant)
         device, _ = devices.register(_registration("866000000000123"))
         devices.assign(device.id, "anna", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -205,3 +206,94 @@ def test_the_worker_attributes_and_writes_each_tenants_readings_only_within_it(
     for observation in observations:
         [device] = [d for d in devices if f"Device/{d['id']}" == observation["device"]["reference"]]
         assert tenant_of(device) == tenant_of(observation)
+
+
+# -- a tenant's webhook key, suspension and held work ------------------------------------------------
+
+
+def _webhook(key: str, text: str):
+    from shared.api import medisante as medisante_api
+    from tests.helpers.common import answer, http_request
+
+    return answer(
+        medisante_api.medisante_webhook(
+            http_request(
+                "POST", "http://localhost/api/health-data/medisante/medisante-json", body=text.encode(),
+                headers={"x-api-key": key, "content-type": "application/json"},
+                route_params={"format": "medisante-json"},
+            )
+        )
+    )  # fmt: skip
+
+
+def _clinic_with_a_scale(context, tenant: str, key: str) -> None:
+    import hashlib
+
+    from shared.consent.models import ConsentGrant
+
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    context.tenant_administration.create(tenant, tenant.title(), medisante_key_hashes=[digest])
+    devices = context.devices.for_tenant(tenant)
+    device, _ = devices.register(_registration("866000000000123"))
+    devices.assign(device.id, "anna", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    grant = ConsentGrant(patient_id="anna", source="medisante", scopes=["body-weight", "bmi"], attestation="clinic")
+    context.consents.for_tenant(tenant).grant(grant, f"{tenant}-admin")
+
+
+def _tenants_written(fhir_url: str) -> set[str]:
+    from shared.pipeline.deletions import tenant_of
+    from tests.helpers.stack import search
+
+    return {tenant_of(o) for o in search(fhir_url, "Observation", _count="100")}
+
+
+def test_a_tenants_key_puts_its_deliveries_in_that_tenant_only(clean_cosmos, clean_fhir, store):
+    from tests.helpers.clinic import fixture_text, process
+
+    _clinic_with_a_scale(clean_cosmos, "clinic-a", "clinic-a-webhook-key-0001")
+    status, body = _webhook("clinic-a-webhook-key-0001", fixture_text("weight"))
+    assert status == 202, body
+    from shared.pipeline.envelope import RawEnvelope
+
+    [message] = store.queue.peek_messages()
+    assert RawEnvelope.from_json(message.content).tenant == "clinic-a"
+    process(store)
+    assert _tenants_written(clean_fhir) == {"clinic-a"}
+    assert _webhook("a-key-nobody-has-0000000", fixture_text("weight"))[0] == 401
+
+
+def test_a_suspended_tenant_is_refused_its_queued_work_is_held_and_reactivation_redrives_it(
+    clean_cosmos, clean_fhir, store
+):
+    from tests.helpers.clinic import fixture_text, process
+
+    key = "clinic-s-webhook-key-0001"
+    _clinic_with_a_scale(clean_cosmos, "clinic-s", key)
+    assert _webhook(key, fixture_text("weight"))[0] == 202  # queued while active
+    administration = clean_cosmos.tenant_administration
+    administration.suspend("clinic-s")
+    status, body = _webhook(key, fixture_text("weight"))
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+    assert process(store) == 1  # the queued record is taken off the queue...
+    assert _tenants_written(clean_fhir) == set()  # ...but nothing of it is written
+    [held] = clean_cosmos.held.of("clinic-s")
+    assert held.reason == "tenant suspended"
+    tenant, redriven = administration.activate("clinic-s")
+    assert (tenant.status, redriven) == ("active", [held.receipt_id])
+    assert clean_cosmos.held.of("clinic-s") == []
+    process(store)
+    assert _tenants_written(clean_fhir) == {"clinic-s"}  # held, never lost
+
+
+def test_a_record_of_a_tenant_this_deployment_does_not_serve_is_held(clean_cosmos, clean_fhir, store):
+    from shared.pipeline.envelope import TENANT_ATTRIBUTE
+    from tests.helpers.clinic import fixture_text, process
+
+    envelope = store.accept(
+        source="medisante", format="medisante-json", body=fixture_text("weight"),
+        content_type="application/json", attributes={TENANT_ATTRIBUTE: "nobody"},
+    )  # fmt: skip
+    process(store)
+    [held] = clean_cosmos.held.of("nobody")
+    assert (held.receipt_id, held.reason) == (envelope.receipt_id, "tenant not served by this deployment")
+    assert _tenants_written(clean_fhir) == set()

@@ -1,0 +1,101 @@
+"""The tenants a worker process serves, as it sees them: the registry read at most every
+``ttl_s`` seconds (``TENANT_CACHE_SECONDS``), so that no request pays a registry read. A
+suspension or a new webhook key applies everywhere within that time, and at once in the process
+that made the change. The default tenant is the deployment itself: always served, always active,
+with the deployment's own Medisanté key digests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from shared.tenants import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from shared.tenants.records import TenantRecord
+    from shared.tenants.registry import TenantRegistry
+
+
+# An unknown key makes the process read the registry again at most this often: a tenant's new
+# key works within seconds, and wrong keys cannot make every request a registry read.
+MISS_REREAD_S = 5.0
+
+
+class TenantDirectory:
+    def __init__(
+        self,
+        registry: TenantRegistry,
+        default_key_digests: tuple[str, ...],
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.default_key_digests = default_key_digests
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._tenants: dict[str, TenantRecord] = {}
+        self._read_at: float | None = None
+        self._missed_at: float | None = None
+
+    def _snapshot(self) -> dict[str, TenantRecord]:
+        now = self.clock()
+        with self._lock:
+            if self._read_at is not None and now - self._read_at < self.ttl_s:
+                return self._tenants
+        tenants = {tenant.id: tenant for tenant in self.registry.list()}
+        with self._lock:
+            self._tenants, self._read_at = tenants, now
+        return tenants
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._read_at = None
+
+    def status(self, tenant_id: str) -> str | None:
+        """``active``, ``suspended``, or None for a tenant this deployment does not serve. A
+        tenant this process has not seen yet (registered since its last read) is looked up
+        again at once rather than taken for unknown."""
+        if tenant_id == DEFAULT_TENANT:
+            return "active"
+        tenant = self._snapshot().get(tenant_id)
+        if tenant is None:
+            self.invalidate()
+            tenant = self._snapshot().get(tenant_id)
+        return tenant.status if tenant is not None else None
+
+    def has_keys(self) -> bool:
+        return bool(self.default_key_digests) or any(
+            tenant.settings.medisante_api_key_hashes for tenant in self._snapshot().values()
+        )
+
+    def tenant_of_key(self, presented: str) -> str | None:
+        """The tenant whose Medisanté key this is, compared in constant time against every
+        digest of every tenant (no early exit: the time does not tell which one matched)."""
+        candidate = hashlib.sha256(presented.encode("utf-8")).hexdigest()
+        found = self._owner(candidate, self._snapshot())
+        if found is None and self._may_reread():  # a tenant's new key: at most one read per MISS_REREAD_S
+            self.invalidate()
+            found = self._owner(candidate, self._snapshot())
+        return found
+
+    def _may_reread(self) -> bool:
+        now = self.clock()
+        with self._lock:
+            if self._missed_at is not None and now - self._missed_at < MISS_REREAD_S:
+                return False
+            self._missed_at = now
+            return True
+
+    def _owner(self, candidate: str, tenants: dict[str, TenantRecord]) -> str | None:
+        owners = [(DEFAULT_TENANT, digest) for digest in self.default_key_digests]
+        owners += [(t.id, digest) for t in tenants.values() for digest in t.settings.medisante_api_key_hashes]
+        found: str | None = None
+        for tenant_id, digest in owners:
+            if hmac.compare_digest(candidate, digest) and found is None:
+                found = tenant_id
+        return found
