@@ -66,6 +66,21 @@ DEFAULT_DIRECTORY: dict[str, Any] = {
             "sub": "oidc-user-nopatient",
             "email": "nopatient@example.org",
         },
+        # Users of medical centres, with UserInfo's tenants claim in GipoNext's shape.
+        "clinic-a@example.org": {
+            "password": "local-patient-password",
+            "sub": "oidc-user-clinic-a",
+            "email": "clinic-a@example.org",
+            "patient_id": "anna",
+            "tenants": [{"id": "clinic-a", "name": "Clinic A"}],
+        },
+        "elsewhere@example.org": {
+            "password": "local-patient-password",
+            "sub": "oidc-user-elsewhere",
+            "email": "elsewhere@example.org",
+            "patient_id": "bob",
+            "tenants": [{"id": "clinic-elsewhere", "name": "A centre this hub does not serve"}],
+        },
     },
 }
 

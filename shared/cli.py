@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from shared.errors import HubError
+from shared.tenants import DEFAULT_TENANT
 
 PLACEHOLDER_PATIENT = "patient-placeholder"
 # What a conversion built, left for the process's exit to drop at once (see the end of the file).
@@ -205,7 +206,7 @@ def _create_user(args: argparse.Namespace) -> int:
     context = get_context()
     patient_id = context.patients.resolve(args.patient)
     user = context.directory.create_user(
-        args.username, password, email=args.email, name=args.name, patient_id=patient_id
+        args.username, password, email=args.email, name=args.name, patient_id=patient_id, tenant_id=args.tenant
     )
     print(json.dumps(user.public()))
     return 0
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--name", required=True)
     create_user.add_argument("--patient", required=True, help="Patient id or system|value identifier in FHIR")
+    create_user.add_argument("--tenant", default=DEFAULT_TENANT, help="the medical centre the user belongs to")
     create_user.set_defaults(handler=_create_user)
 
     resubscribe = commands.add_parser(

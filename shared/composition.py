@@ -296,7 +296,7 @@ class AppContext:
             failures_per_account=settings.login_max_failures_per_account,
             resets_per_hour=settings.reset_max_requests_per_hour,
         )
-        return Login(self.identity, self.sessions, self.throttle, limits)
+        return Login(self.identity, self.sessions, self.throttle, limits, self.tenant_directory)
 
     @cached_property
     def healthkit_ingestion(self) -> HealthKitIngestion:

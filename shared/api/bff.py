@@ -37,7 +37,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
 
     credentials = read_json_model(req, LoginRequest, settings.max_body_bytes)
     address = client_address(req, settings.client_address_trusted_hops)
-    sid, session = context.login.login(credentials.username, credentials.password, address)
+    sid, session = context.login.login(credentials.username, credentials.password, address, credentials.tenant_id)
     max_age = int((session.absolute_expiry - dt.datetime.now(dt.UTC)).total_seconds())
     from shared.api.answers import LoginAnswer
 

@@ -92,8 +92,11 @@ def session_cookie(value: str, max_age: int) -> str:
 
 
 def current_session(context: AppContext, req: func.HttpRequest) -> Session:
+    """The app's live session; refused (403) while its tenant is suspended."""
     require_allowed_origin(context, req)
-    return context.sessions.resolve(session_id(req))
+    session = context.sessions.resolve(session_id(req))
+    require_active(context, session.profile.tenant)
+    return session
 
 
 def is_back_office(req: func.HttpRequest) -> bool:

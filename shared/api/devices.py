@@ -67,7 +67,8 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
     from shared.devices.models import AssignRequest
 
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
-    device = context.assignment.by_patient(request, session.profile.patient_id, session.profile.sub)
+    profile = session.profile
+    device = context.assignment.by_patient(request, profile.patient_id, profile.sub, profile.tenant)
     return json_response(device)
 
 

@@ -17,6 +17,7 @@ from shared.api.http import decode_utf8, endpoint, json_response, read_body, req
 from shared.errors import BadRequest, Unprocessable
 from shared.sources.healthkit.parser import FORMAT
 from shared.sources.parsing import load_json
+from shared.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from shared.composition import AppContext
@@ -32,7 +33,7 @@ SUPPORTED_UPLOAD_FORMATS = (FORMAT,)
 def upload_health_data(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
     session = current_session(context, req)
-    return _ingest(context, req, session.profile.patient_id, session.profile.sub)
+    return _ingest(context, req, session.profile.patient_id, session.profile.sub, session.profile.tenant)
 
 
 @bp.route(route="health-data/healthkit/{format}", methods=["POST"], auth_level=ANONYMOUS)
@@ -47,13 +48,15 @@ def healthkit_ingest(req: func.HttpRequest) -> func.HttpResponse:
     return _ingest(context, req, patient_id, caller.subject)
 
 
-def _ingest(context: AppContext, req: func.HttpRequest, patient_id: str, recorded_by: str) -> func.HttpResponse:
+def _ingest(
+    context: AppContext, req: func.HttpRequest, patient_id: str, recorded_by: str, tenant: str = DEFAULT_TENANT
+) -> func.HttpResponse:
     format_name = req.route_params.get("format", "")
     if format_name not in SUPPORTED_UPLOAD_FORMATS:
         raise BadRequest(f"unknown format {format_name!r}; supported: {', '.join(SUPPORTED_UPLOAD_FORMATS)}")
     require_media_type(req, ("application/json",))
     document = load_json(decode_utf8(read_body(req, context.settings.max_body_bytes)))
-    outcome = context.healthkit_ingestion.ingest(document, patient_id, recorded_by)
+    outcome = context.healthkit_ingestion.ingest(document, patient_id, recorded_by, tenant)
     if outcome.receipt_id is None:
         raise Unprocessable("no sample of the upload was accepted", details=outcome.rejected)
     from shared.api.answers import RejectedSample, UploadAnswer

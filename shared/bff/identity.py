@@ -26,6 +26,7 @@ from shared.clients.transport import http_session
 from shared.clock import instant_text, utc_now
 from shared.errors import BadRequest, Conflict, DependencyError, Forbidden, Unauthorized
 from shared.records import Instant, Record
+from shared.tenants import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class UserProfile:
     name: str | None = None
     email: str | None = None
     username: str | None = None
+    tenant: str = DEFAULT_TENANT  # the one the session runs in (chosen at login among ``tenants``)
+    tenants: tuple[str, ...] = ()  # the medical centres the identity provider says the user is in
 
     def userinfo(self) -> dict[str, Any]:
         """OIDC UserInfo claims, plus the patient the user maps to."""
@@ -54,6 +57,7 @@ class UserRecord(Record):
     hash are stored, never either in clear."""
 
     id: str = Field(description="the user name, lower case")
+    tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     email: str
     name: str
     patient_id: str = Field(alias="patientId")
@@ -108,7 +112,16 @@ class DirectoryIdentityProvider:
         self.token_lifetime = token_lifetime
         self.clock = clock
 
-    def create_user(self, username: str, password: str, *, email: str, name: str, patient_id: str) -> UserRecord:
+    def create_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str,
+        name: str,
+        patient_id: str,
+        tenant_id: str = DEFAULT_TENANT,
+    ) -> UserRecord:
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
         key = directory_key(username)
@@ -118,6 +131,7 @@ class DirectoryIdentityProvider:
             )
         user = UserRecord(
             id=key,
+            tenant_id=tenant_id,
             email=email.strip().lower(),
             name=name,
             patient_id=patient_id,
@@ -143,7 +157,11 @@ class DirectoryIdentityProvider:
         valid = verify_password(password, user.password_hash if user else dummy_hash())
         if user is None or not valid:
             raise Unauthorized(WRONG_CREDENTIALS)
-        return UserProfile(sub=user.sub, patient_id=user.patient_id, name=user.name, email=user.email, username=user.id)
+        tenants = (user.tenant_id,) if user.tenant_id != DEFAULT_TENANT else ()
+        return UserProfile(
+            sub=user.sub, patient_id=user.patient_id, name=user.name, email=user.email, username=user.id,
+            tenants=tenants,
+        )  # fmt: skip
 
     def request_password_reset(self, email: str) -> None:
         matches = list(
@@ -254,6 +272,7 @@ class OidcIdentityProvider:
             name=claims.get("name"),
             email=claims.get("email"),
             username=claims.get("preferred_username"),
+            tenants=_claimed_tenants(claims.get("tenants")),
         )
 
     def request_password_reset(self, email: str) -> None:
@@ -263,3 +282,12 @@ class OidcIdentityProvider:
         response = self._post(self.reset_url, json={"email": email})
         if response.status_code >= 500:
             raise DependencyError(f"the identity provider's reset call answered HTTP {response.status_code}")
+
+
+def _claimed_tenants(claim: Any) -> tuple[str, ...]:
+    """UserInfo's ``tenants`` in the GipoNext shape, ``[{"id", "name"}]``; absent: none claimed."""
+    if claim is None:
+        return ()
+    if not isinstance(claim, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in claim):
+        raise DependencyError("the identity provider's UserInfo holds a tenants claim of an unknown shape")
+    return tuple(str(t["id"]) for t in claim)

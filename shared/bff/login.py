@@ -5,15 +5,18 @@ back; a success clears the account's count, and only failures count against an a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.errors import HubError, Unauthorized
+from shared.errors import BadRequest, Forbidden, HubError, TenantSuspended, Unauthorized
+from shared.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
-    from shared.bff.identity import IdentityProvider
+    from shared.bff.identity import IdentityProvider, UserProfile
     from shared.bff.sessions import Session, SessionStore
     from shared.bff.throttle import Throttle
+    from shared.tenants.directory import TenantDirectory
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,13 @@ class Login:
     sessions: SessionStore
     throttle: Throttle
     limits: LoginLimits
+    tenants: TenantDirectory
 
-    def login(self, username: str, password: str, address: str) -> tuple[str, Session]:
-        """(session id, session) for a correct password, or 401 / 429."""
+    def login(
+        self, username: str, password: str, address: str, tenant: str | None = None
+    ) -> tuple[str, Session]:
+        """(session id, session) for a correct password, or 401 / 429; the session runs in the
+        user's tenant (``tenant`` when the user is in several this deployment serves)."""
         limits = [
             ("login-address", address, self.limits.failures_per_address),
             ("login-account", username, self.limits.failures_per_account),
@@ -39,6 +46,7 @@ class Login:
         self.throttle.take_all(limits, "too many failed logins; try again later")
         try:
             profile = self.identity.authenticate(username, password)
+            profile = dataclasses.replace(profile, tenant=self._tenant_of(profile, tenant))
         except Unauthorized:
             raise  # a wrong password: it stays counted
         except HubError:
@@ -48,6 +56,26 @@ class Login:
         self.throttle.clear("login-account", username)
         self.throttle.give_back("login-address", address)
         return self.sessions.create(profile)
+
+    def _tenant_of(self, profile: UserProfile, asked: str | None) -> str:
+        """The identity provider names the user's tenants; the check is ours (an identity
+        provider's app does not filter users by tenant)."""
+        if not profile.tenants:
+            if asked not in (None, DEFAULT_TENANT):
+                raise Forbidden("this account does not belong to that medical centre")
+            return DEFAULT_TENANT
+        served = [t for t in profile.tenants if self.tenants.status(t) is not None]
+        if not served:
+            raise Forbidden("this account belongs to no medical centre this hub serves")
+        if asked is not None:
+            if asked not in served:
+                raise Forbidden("this account does not belong to that medical centre")
+            served = [asked]
+        if len(served) > 1:
+            raise BadRequest("this account belongs to several medical centres: name one in tenantId")
+        if self.tenants.status(served[0]) != "active":
+            raise TenantSuspended("this medical centre's account is suspended")
+        return served[0]
 
     def request_password_reset(self, email: str, address: str) -> None:
         per_hour = self.limits.resets_per_hour

@@ -10,6 +10,9 @@ from shared.devices.models import StrictModel
 class LoginRequest(StrictModel):
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1000)
+    tenant_id: str | None = Field(
+        default=None, alias="tenantId", max_length=63, description="for a user of several medical centres: which one"
+    )
 
 
 class ResetRequest(StrictModel):

@@ -5,6 +5,7 @@ the readings that were parked waiting for it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from shared.consent.models import ConsentGrant
 from shared.devices.types import DEVICE_TYPE_KINDS, PATIENT_ASSIGNABLE_PROVIDERS
 from shared.errors import Forbidden
 from shared.pipeline.replay import replay_archived
+from shared.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from shared.consent.registry import ConsentStore
@@ -40,7 +42,9 @@ class DeviceAssignment:
         patient_id = self.patients.resolve(request.assigned_patient_id)
         return self._assign(request, patient_id, recorded_by, clinic_attests=True)
 
-    def by_patient(self, request: AssignRequest, patient_id: str, recorded_by: str) -> DeviceRecord:
+    def by_patient(
+        self, request: AssignRequest, patient_id: str, recorded_by: str, tenant: str = DEFAULT_TENANT
+    ) -> DeviceRecord:
         """The app assigns one of the patient's own devices to the session's patient, from now."""
         if request.device_provider not in PATIENT_ASSIGNABLE_PROVIDERS:
             raise Forbidden(
@@ -48,7 +52,9 @@ class DeviceAssignment:
                 f"{', '.join(PATIENT_ASSIGNABLE_PROVIDERS)} devices"
             )
         request = request.model_copy(update={"assigned_patient_id": patient_id, "valid_from": None})
-        return self._assign(request, patient_id, recorded_by, clinic_attests=False)
+        devices, consents = self.devices.for_tenant(tenant), self.consents.for_tenant(tenant)
+        bound = dataclasses.replace(self, devices=devices, consents=consents)
+        return bound._assign(request, patient_id, recorded_by, clinic_attests=False)
 
     def _assign(
         self, request: AssignRequest, patient_id: str, recorded_by: str, *, clinic_attests: bool

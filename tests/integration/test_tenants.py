@@ -297,3 +297,78 @@ def test_a_record_of_a_tenant_this_deployment_does_not_serve_is_held(clean_cosmo
     [held] = clean_cosmos.held.of("nobody")
     assert (held.receipt_id, held.reason) == (envelope.receipt_id, "tenant not served by this deployment")
     assert _tenants_written(clean_fhir) == set()
+
+
+# -- the app's sessions run in the user's tenant ------------------------------------------------
+
+
+@pytest.fixture
+def oidc(clean_cosmos, monkeypatch):
+    from shared.composition import get_context, reset_context
+    from shared.localstack import local_issuer
+
+    issuer = local_issuer()
+    monkeypatch.setenv("IDENTITY_PROVIDER", "oidc")
+    monkeypatch.setenv("OIDC_TOKEN_URL", f"{issuer}/oauth2/v2.0/token")
+    monkeypatch.setenv("OIDC_USERINFO_URL", f"{issuer}/oidc/userinfo")
+    reset_context()
+    yield get_context()
+    monkeypatch.undo()
+    reset_context()
+
+
+def _login(username: str, **fields: str):
+    from shared.api import bff as bff_api
+    from tests.helpers.common import answer
+    from tests.helpers.stack import send
+
+    body = {"username": username, "password": "local-patient-password", **fields}
+    response = send(bff_api.login, "POST", "oauth/token", body=body)
+    status, answered = answer(response)
+    sid = response.headers.get("Set-Cookie", "").split(";", 1)[0].split("=", 1)[-1] if status == 200 else None
+    return status, answered, sid
+
+
+def test_an_oidc_user_of_a_tenant_uploads_into_that_tenant_only(oidc, clean_fhir, store):
+    from shared.api import healthkit as hk_api
+    from tests.helpers.app import UPLOAD
+    from tests.helpers.clinic import process
+    from tests.helpers.stack import put_patient, send
+
+    put_patient(clean_fhir, "anna")
+    oidc.tenant_administration.create("clinic-a", "Clinic A")
+    status, _, sid = _login("clinic-a@example.org")
+    assert status == 200
+    route = {"format": "healthkit-json"}
+    response = send(hk_api.upload_health_data, "POST", "x", sid=sid, body=UPLOAD, route_params=route)
+    assert response.status_code == 202, response.get_body()
+    process(store)
+    assert _tenants_written(clean_fhir) == {"clinic-a"}
+    assert oidc.consents.for_tenant("clinic-a").find("anna", "healthkit") is not None
+    assert oidc.consents.find("anna", "healthkit") is None  # nothing in the default tenant
+
+
+def test_an_oidc_user_whose_userinfo_names_a_tenant_this_deployment_does_not_serve_is_refused(oidc):
+    oidc.tenant_administration.create("clinic-a", "Clinic A")
+    status, answered, sid = _login("elsewhere@example.org")
+    assert (status, sid) == (403, None)
+    assert "no medical centre this hub serves" in answered["error"]["message"]
+    status, answered, _ = _login("clinic-a@example.org", tenantId="clinic-b")
+    assert status == 403  # nor a tenant the user does not belong to
+
+
+def test_a_suspended_tenants_sessions_and_logins_are_refused(oidc):
+    from shared.api import bff as bff_api
+    from tests.helpers.common import answer
+    from tests.helpers.stack import send
+
+    oidc.tenant_administration.create("clinic-a", "Clinic A")
+    status, _, sid = _login("clinic-a@example.org")
+    assert status == 200
+    oidc.tenant_administration.suspend("clinic-a")
+    status, body = answer(send(bff_api.profile, "GET", "x", sid=sid))
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+    status, body, _ = _login("clinic-a@example.org")
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+    oidc.tenant_administration.activate("clinic-a")
+    assert answer(send(bff_api.profile, "GET", "x", sid=sid))[0] == 200  # the session lives on

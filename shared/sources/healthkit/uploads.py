@@ -6,6 +6,7 @@ rejects the batch: the answer lists each refused sample with its reason."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from shared.devices.models import DeviceRegistration
 from shared.devices.registry import DeviceRegistry
 from shared.errors import InvalidPayload, PayloadTooLarge
 from shared.measurement import DeviceIdentity, Measurement
+from shared.pipeline.envelope import TENANT_ATTRIBUTE
 from shared.pipeline.processing import PATIENT_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
 from shared.sources.healthkit import parser as healthkit
+from shared.tenants import DEFAULT_TENANT
 
 SOURCE = "healthkit"
 FORMAT = healthkit.FORMAT
@@ -50,7 +53,18 @@ class HealthKitIngestion:
     consents: ConsentStore
     max_samples: int
 
-    def ingest(self, document: Any, patient_id: str, recorded_by: str) -> UploadOutcome:
+    def ingest(
+        self, document: Any, patient_id: str, recorded_by: str, tenant: str = DEFAULT_TENANT
+    ) -> UploadOutcome:
+        """Vets and queues an upload of ``tenant``'s patient (its devices, its consents)."""
+        if tenant != DEFAULT_TENANT:
+            bound = dataclasses.replace(
+                self, devices=self.devices.for_tenant(tenant), consents=self.consents.for_tenant(tenant)
+            )
+            return bound._ingest(document, patient_id, recorded_by, tenant)
+        return self._ingest(document, patient_id, recorded_by, tenant)
+
+    def _ingest(self, document: Any, patient_id: str, recorded_by: str, tenant: str) -> UploadOutcome:
         if not isinstance(document, dict):
             raise InvalidPayload("the upload must be a JSON object with samples, deleted and permissions")
         samples, deleted = document.get("samples", []), document.get("deleted", [])
@@ -96,12 +110,15 @@ class HealthKitIngestion:
         outcome.accepted = len(kept)
         outcome.deleted = len(deletions)
         if kept or deletions:
+            attributes = {PATIENT_ATTRIBUTE: patient_id}
+            if tenant != DEFAULT_TENANT:
+                attributes[TENANT_ATTRIBUTE] = tenant
             envelope = self.raw_store.accept(
                 source=SOURCE,
                 format=FORMAT,
                 body=json.dumps({"samples": kept, "deleted": deletions}),
                 content_type="application/json",
-                attributes={PATIENT_ATTRIBUTE: patient_id},
+                attributes=attributes,
             )
             outcome.receipt_id = envelope.receipt_id
         return outcome
