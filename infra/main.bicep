@@ -72,6 +72,7 @@ var cosmosContainers = [
   { name: 'sync-cursors', partitionKey: '/id' }
   { name: 'tenants', partitionKey: '/id' }
   { name: 'held-records', partitionKey: '/tenantId' }
+  { name: 'memberships', partitionKey: '/principal' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

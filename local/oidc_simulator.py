@@ -51,6 +51,13 @@ DEFAULT_DIRECTORY: dict[str, Any] = {
         "iomt-admin-local": {"secret": "local-admin-secret", "roles": ["IoMT.Admin"]},
         "iomt-no-role-local": {"secret": "local-no-role-secret", "roles": []},
         "iomt-ingest-local": {"secret": "local-ingest-secret", "roles": ["IoMT.Ingest"]},
+        # A platform operator, and a back office admitted through an Entra group membership.
+        "iomt-platform-local": {"secret": "local-platform-secret", "roles": ["IoMT.Admin", "IoMT.Platform"]},
+        "iomt-group-admin-local": {
+            "secret": "local-group-admin-secret",
+            "roles": ["IoMT.Admin"],
+            "groups": ["group-clinic-b-admins"],
+        },
     },
     "users": {
         "anna@example.org": {
@@ -151,7 +158,9 @@ class Provider:
     def entra_issuer(self, version: int) -> str:
         return f"{self.issuer}/{TENANT_ID}/v2.0" if version == 2 else f"{self.issuer}/sts/{TENANT_ID}/"
 
-    def api_token_claims(self, client_id: str, roles: list[str], scope: str | None) -> dict[str, Any]:
+    def api_token_claims(
+        self, client_id: str, roles: list[str], scope: str | None, groups: list[str] | None = None
+    ) -> dict[str, Any]:
         """Claims of a client-credentials token for the API named by ``scope``, v1 or v2 as
         that API's manifest says (Entra's behaviour; the endpoint's version does not matter)."""
         resource = self.audience(scope)
@@ -164,6 +173,7 @@ class Provider:
             "tid": TENANT_ID,
             "roles": roles,
             "iss": self.entra_issuer(version),
+            **({"groups": groups} if groups else {}),
         }
         if version == 2:
             return {**common, "aud": api["appId"] if api else resource, "azp": client_id, "ver": "2.0"}
@@ -274,7 +284,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         client_id, client = found
         token = self.provider.sign(
-            self.provider.api_token_claims(client_id, list(client.get("roles", [])), form.get("scope"))
+            self.provider.api_token_claims(
+                client_id, list(client.get("roles", [])), form.get("scope"), list(client.get("groups", []))
+            )
         )
         self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S})
 

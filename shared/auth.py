@@ -42,6 +42,13 @@ class Principal:
 
     subject: str
     name: str | None = None
+    roles: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # Entra group object ids (the token's groups claim)
+
+    @property
+    def member_keys(self) -> tuple[str, ...]:
+        """What a tenant membership may name: this principal, or any of its groups."""
+        return (f"oid:{self.subject}", *(f"group:{group}" for group in self.groups))
 
 
 class BearerTokenValidator:
@@ -105,7 +112,13 @@ class BearerTokenValidator:
             raise Forbidden(f"the token does not carry the {self.role} app role")
         subject = str(claims.get("oid") or claims["sub"])
         name = claims.get("preferred_username") or claims.get("name") or claims.get("azp")
-        return Principal(subject=subject, name=str(name) if name else None)
+        groups = claims.get("groups") or []
+        return Principal(
+            subject=subject,
+            name=str(name) if name else None,
+            roles=tuple(str(role) for role in roles),
+            groups=tuple(str(group) for group in groups) if isinstance(groups, list) else (),
+        )
 
 
 def _token_problem(error: Exception) -> str:

@@ -264,6 +264,14 @@ def _tenant(args: argparse.Namespace) -> int:
     elif args.action == "list":
         for tenant in tenants.list():
             print(json.dumps(tenant.public(), sort_keys=True))
+    elif args.action in ("add-member", "remove-member"):
+        memberships = get_context().memberships
+        tenants.get(args.id)  # 404 for a tenant that does not exist
+        if args.action == "add-member":
+            print(json.dumps(memberships.grant(args.id, args.member).public(), sort_keys=True))
+        else:
+            memberships.revoke(args.id, args.member)
+            print(json.dumps({"tenantId": args.id, "removed": args.member}))
     elif args.action == "suspend":
         print(json.dumps(get_context().tenant_administration.suspend(args.id).public(), sort_keys=True))
     else:
@@ -334,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--lookback-days", type=int, help="its attribution look-back (default: the hub's)")
     create.add_argument("--medisante-key-hash", action="append", help="SHA-256 digest of a webhook key (repeatable)")
     actions.add_parser("list", help="every registered tenant")
+    for action in ("add-member", "remove-member"):
+        member = actions.add_parser(action, help=f"{action.split('-')[0]} an admin principal or group of a tenant")
+        member.add_argument("--id", required=True, help="the tenant")
+        member.add_argument("--member", required=True, help="oid:<object id> or group:<group object id>")
     helps = {"suspend": "refuse its credentials and hold its queued records", "activate": "re-drive what was held"}
     for action, text in helps.items():
         changed = actions.add_parser(action, help=text)

@@ -36,6 +36,7 @@ from shared.names import (
     DEVICES_CONTAINER,
     HELD_CONTAINER,
     LOCKS_CONTAINER,
+    MEMBERSHIPS_CONTAINER,
     PARKED_CONTAINER,
     RESET_OUTBOX_QUEUE,
     SESSIONS_CONTAINER,
@@ -63,6 +64,7 @@ from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
 from shared.tenants.directory import TenantDirectory
 from shared.tenants.held import HeldRecords
+from shared.tenants.memberships import Memberships
 from shared.tenants.registry import TenantRegistry
 from shared.workflows.assignment import DeviceAssignment
 from shared.workflows.corrections import AttributionCorrection
@@ -131,6 +133,10 @@ class AppContext:
     def tenant_directory(self) -> TenantDirectory:
         settings = self.settings
         return TenantDirectory(self.tenants, settings.medisante_api_key_hashes, settings.tenant_cache_seconds)
+
+    @cached_property
+    def memberships(self) -> Memberships:
+        return Memberships(self.cosmos.get_container_client(MEMBERSHIPS_CONTAINER))
 
     @cached_property
     def held(self) -> HeldRecords:

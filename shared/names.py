@@ -30,6 +30,7 @@ WITHINGS_CONTAINER = "withings"
 CURSORS_CONTAINER = "sync-cursors"
 TENANTS_CONTAINER = "tenants"
 HELD_CONTAINER = "held-records"  # raw records of a suspended tenant, kept until it is reactivated
+MEMBERSHIPS_CONTAINER = "memberships"  # admin principal or group → tenant
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -44,4 +45,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     CURSORS_CONTAINER: "/id",
     TENANTS_CONTAINER: "/id",
     HELD_CONTAINER: "/tenantId",
+    MEMBERSHIPS_CONTAINER: "/principal",
 }

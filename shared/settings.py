@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     throttle_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
     password_reset_token_minutes: int = Field(default=30, ge=5, le=24 * 60)
     ingest_role: str = Field(default="IoMT.Ingest", min_length=1, description="app role of a BFF hosted elsewhere")
+    platform_role: str = Field(
+        default="IoMT.Platform", min_length=1, description="app role of platform operators (any tenant, tenants)"
+    )
 
     # Withings connector (its OAuth app): the secret is a Key Vault reference in Azure. The
     # notification URL's secret and the state signing key are derived from the client secret.

@@ -5,11 +5,14 @@ mobile app's session cookie, or either of the last two where both may call."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared.api.http import Handler, endpoint
 from shared.auth import Principal, admin_validator
 from shared.errors import BadRequest, ConfigurationError, Forbidden, TenantSuspended, Unauthorized
 
@@ -43,8 +46,44 @@ def require_active(context: AppContext, tenant: str) -> None:
         raise TenantSuspended("this medical centre's account is suspended; nothing is accepted for it")
 
 
+def tenant_routes(bp: func.Blueprint, route: str, methods: list[str]) -> Callable[[Handler], Handler]:
+    """Registers an admin handler at ``/api/<route>`` (the caller's tenant: its token's only
+    one) and at ``/api/tenants/{tenantId}/<route>`` (the tenant it names, which must be one of
+    the caller's), the second as ``tenant_<name>``."""
+
+    def register(handler: Handler) -> Handler:
+        bp.route(route=route, methods=methods, auth_level=ANONYMOUS)(handler)
+        original = inspect.unwrap(handler)
+
+        def in_named_tenant(req: func.HttpRequest) -> func.HttpResponse:
+            response: func.HttpResponse = original(req)
+            return response
+
+        in_named_tenant.__name__ = in_named_tenant.__qualname__ = f"tenant_{original.__name__}"
+        in_named_tenant.__doc__ = original.__doc__
+        bp.route(route=f"tenants/{{tenantId}}/{route}", methods=methods, auth_level=ANONYMOUS)(
+            endpoint(in_named_tenant)
+        )
+        return handler
+
+    return register
+
+
 def admin(context: AppContext, req: func.HttpRequest) -> Principal:
     return admin_validator(context.settings).validate(req.headers.get("authorization"))
+
+
+def admin_in_tenant(context: AppContext, req: func.HttpRequest) -> tuple[Principal, str]:
+    """An admin call and the tenant it runs in: the one its path names
+    (``/api/tenants/{tenantId}/...``) or the token's only one (``shared.tenants.memberships``)."""
+    from shared.tenants.memberships import tenant_of_admin
+
+    principal = admin(context, req)
+    named = req.route_params.get("tenantId") or None
+    settings = context.settings
+    tenant = tenant_of_admin(principal, named, context.memberships, context.tenant_directory, settings.platform_role)
+    require_active(context, tenant)
+    return principal, tenant
 
 
 def ingest_service(context: AppContext, req: func.HttpRequest) -> Principal:

@@ -1,10 +1,11 @@
-"""Consent endpoints (clinic back office): grant, list, read, revoke. Admin bearer token."""
+"""Consent endpoints (clinic back office): grant, list, read, revoke, in the caller's tenant. Admin
+bearer token."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS, admin
+from shared.api.callers import admin_in_tenant, tenant_routes
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, query_param, read_json_model
 from shared.consent import CONSENT_STATUSES
@@ -13,24 +14,26 @@ from shared.devices.types import PROVIDERS
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
-@bp.route(route="consents", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "consents", ["POST"])
 @endpoint
 def grant_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    principal = admin(context, req)
+    principal, tenant = admin_in_tenant(context, req)
     from shared.consent.models import ConsentGrant
+
     grant = read_json_model(req, ConsentGrant, context.settings.max_body_bytes)
     patient_id = context.patients.resolve(grant.patient_id)
-    record, created = context.consents.grant(grant.model_copy(update={"patient_id": patient_id}), principal.subject)
+    consents = context.consents.for_tenant(tenant)
+    record, created = consents.grant(grant.model_copy(update={"patient_id": patient_id}), principal.subject)
     return json_response(record, status=201 if created else 200)
 
 
-@bp.route(route="consents", methods=["GET"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "consents", ["GET"])
 @endpoint
 def list_consents(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
-    records = context.consents.list(
+    _, tenant = admin_in_tenant(context, req)
+    records = context.consents.for_tenant(tenant).list(
         patient_id=query_param(req, "patientId"),
         source=query_param(req, "source", PROVIDERS),
         status=query_param(req, "status", CONSENT_STATUSES),
@@ -40,18 +43,18 @@ def list_consents(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(ConsentList(items=records))
 
 
-@bp.route(route="consents/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "consents/{id}", ["GET"])
 @endpoint
 def get_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
-    return json_response(context.consents.get(req.route_params.get("id", "")))
+    _, tenant = admin_in_tenant(context, req)
+    return json_response(context.consents.for_tenant(tenant).get(req.route_params.get("id", "")))
 
 
-@bp.route(route="consents/{id}/revoke", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "consents/{id}/revoke", ["POST"])
 @endpoint
 def revoke_consent(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    principal = admin(context, req)
-    record = context.consents.revoke(req.route_params.get("id", ""), principal.subject)
+    principal, tenant = admin_in_tenant(context, req)
+    record = context.consents.for_tenant(tenant).revoke(req.route_params.get("id", ""), principal.subject)
     return json_response(record)

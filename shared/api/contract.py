@@ -6,6 +6,7 @@ and enums the handlers enforce and the statuses they answer."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,6 +63,18 @@ class Operation:
     description: str = ""
     json_errors: bool = field(default=True)  # answered through ``endpoint``: 500 and 503 are possible
 
+    def in_named_tenant(self) -> Operation:
+        """The same operation at ``/api/tenants/{tenantId}/...``, in the tenant the path names."""
+        return dataclasses.replace(
+            self,
+            function=f"tenant_{self.function}",
+            path="/api/tenants/{tenantId}" + self.path.removeprefix("/api"),
+            operation_id="tenant" + self.operation_id[0].upper() + self.operation_id[1:],
+            summary=f"{self.summary} (in the tenant the path names)",
+            params=(Param("tenantId", "path", "the medical centre; one of the caller's", required=True), *self.params),
+            errors=tuple(sorted({*self.errors, 403, 404})),
+        )
+
     @property
     def statuses(self) -> set[int]:
         always = {500, 503} if self.json_errors else set()
@@ -88,6 +101,18 @@ def _id(description: str) -> Param:
 
 
 def operations() -> tuple[Operation, ...]:
+    base = _operations()
+    return (*base, *(op.in_named_tenant() for op in base if op.function in TENANT_SCOPED))
+
+
+# Admin operations that also exist at /api/tenants/{tenantId}/... (``callers.tenant_routes``).
+TENANT_SCOPED = {
+    "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
+    "grant_consent", "list_consents", "get_consent", "revoke_consent",
+}  # fmt: skip
+
+
+def _operations() -> tuple[Operation, ...]:
     from shared.api.answers import (
         Accepted,
         Health,

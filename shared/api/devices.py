@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS, admin, current_session, is_back_office
+from shared.api.callers import admin_in_tenant, current_session, is_back_office, tenant_routes
 from shared.api.context import get_context
 from shared.api.http import endpoint, int_param, json_response, query_param, read_json_model
 from shared.devices.types import DEVICE_STATUSES, PROVIDERS
+from shared.errors import Forbidden
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
-@bp.route(route="devices", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices", ["POST"])
 @endpoint
 def register_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
+    _, tenant = admin_in_tenant(context, req)
     from shared.devices.models import DeviceRegistration
+
     registration = read_json_model(req, DeviceRegistration, context.settings.max_body_bytes)
-    device, created = context.devices.register(registration)
+    device, created = context.devices.for_tenant(tenant).register(registration)
     return json_response(device, status=201 if created else 200)
 
 
-@bp.route(route="devices", methods=["GET"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices", ["GET"])
 @endpoint
 def list_devices(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
-    items, continuation = context.devices.list(
+    _, tenant = admin_in_tenant(context, req)
+    items, continuation = context.devices.for_tenant(tenant).list(
         provider=query_param(req, "provider", PROVIDERS),
         patient_id=query_param(req, "patientId"),
         status=query_param(req, "status", DEVICE_STATUSES),
@@ -44,26 +46,29 @@ def list_devices(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(DevicePage(items=items, continuation_token=continuation))
 
 
-@bp.route(route="devices/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices/{id}", ["GET"])
 @endpoint
 def get_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
-    return json_response(context.devices.get(req.route_params.get("id", "")))
+    _, tenant = admin_in_tenant(context, req)
+    return json_response(context.devices.for_tenant(tenant).get(req.route_params.get("id", "")))
 
 
-@bp.route(route="devices/assign", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices/assign", ["POST"])
 @endpoint
 def assign_device(req: func.HttpRequest) -> func.HttpResponse:
     """Two callers: a clinic back office (admin bearer token) or the patient's app (session
     cookie; the patient is forced to the session's, and consent comes from the app's uploads)."""
     context = get_context()
     if is_back_office(req):
-        principal = admin(context, req)
+        principal, tenant = admin_in_tenant(context, req)
         from shared.devices.models import AssignRequest
+
         request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
-        return json_response(context.assignment.by_clinic(request, principal.subject))
+        return json_response(context.assignment.by_clinic(request, principal.subject, tenant))
     session = current_session(context, req)
+    if req.route_params.get("tenantId") not in (None, session.profile.tenant):
+        raise Forbidden("this session belongs to another medical centre")
     from shared.devices.models import AssignRequest
 
     request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
@@ -72,27 +77,28 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(device)
 
 
-@bp.route(route="devices/{id}/unassign", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices/{id}/unassign", ["POST"])
 @endpoint
 def unassign_device(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    admin(context, req)
-    context.devices.unassign(req.route_params.get("id", ""))
+    _, tenant = admin_in_tenant(context, req)
+    context.devices.for_tenant(tenant).unassign(req.route_params.get("id", ""))
     return func.HttpResponse(status_code=204)
 
 
-@bp.route(route="devices/{id}/correct-attribution", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "devices/{id}/correct-attribution", ["POST"])
 @endpoint
 def correct_attribution(req: func.HttpRequest) -> func.HttpResponse:
     """The device was assigned to the wrong patient: its readings of the period become the
     right patient's (new Observations; the wrong patient's are marked entered-in-error)."""
     context = get_context()
-    principal = admin(context, req)
+    principal, tenant = admin_in_tenant(context, req)
     from shared.devices.models import CorrectionRequest
+
     request = read_json_model(req, CorrectionRequest, context.settings.max_body_bytes)
-    context.devices.get(req.route_params.get("id", ""))  # 404 before anything else
+    context.devices.for_tenant(tenant).get(req.route_params.get("id", ""))  # 404 before anything else
     patient_id = context.patients.resolve(request.patient_id)
-    outcome = context.corrections.correct(
+    outcome = context.corrections.for_tenant(tenant).correct(
         req.route_params.get("id", ""), patient_id, request.valid_from, request.valid_to, principal.subject
     )
     return json_response(outcome)

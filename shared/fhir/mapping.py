@@ -86,6 +86,14 @@ def device_id(device: DeviceIdentity, tenant: str = DEFAULT_TENANT) -> str:
     return _device_id_of_key(device.key if tenant == DEFAULT_TENANT else f"{tenant}|{device.key}")
 
 
+def tenant_of(resource: dict[str, Any]) -> str:
+    """The tenant a resource of the hub's is tagged with (untagged: written before tenants)."""
+    for tag in (resource.get("meta") or {}).get("tag") or []:
+        if tag.get("system") == TENANT_TAG_SYSTEM:
+            return str(tag.get("code"))
+    return DEFAULT_TENANT
+
+
 def _tenant_tag(tenant: str) -> dict[str, str]:
     return {"system": TENANT_TAG_SYSTEM, "code": tenant}
 

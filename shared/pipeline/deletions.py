@@ -19,6 +19,7 @@ from shared.fhir.mapping import (
     group_identifier_system,
     observation_id,
     reading_identifier_system,
+    tenant_of,
 )
 from shared.tenants import DEFAULT_TENANT
 
@@ -92,11 +93,3 @@ class Deletions:
         }
         self.log.upsert_item(record)
         return record
-
-
-def tenant_of(resource: dict[str, Any]) -> str:
-    """The tenant a resource of the hub's is tagged with (untagged: written before tenants)."""
-    for tag in (resource.get("meta") or {}).get("tag") or []:
-        if tag.get("system") == TENANT_TAG_SYSTEM:
-            return str(tag.get("code"))
-    return DEFAULT_TENANT

@@ -68,6 +68,10 @@ class TenantDirectory:
             tenant = self._snapshot().get(tenant_id)
         return tenant.status if tenant is not None else None
 
+    def serves_tenants(self) -> bool:
+        """Whether any tenant is registered (else the deployment is its one default tenant)."""
+        return bool(self._snapshot())
+
     def has_keys(self) -> bool:
         return bool(self.default_key_digests) or any(
             tenant.settings.medisante_api_key_hashes for tenant in self._snapshot().values()

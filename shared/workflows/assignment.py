@@ -36,11 +36,15 @@ class DeviceAssignment:
     raw_store: RawRecordStore
     patients: PatientDirectory
 
-    def by_clinic(self, request: AssignRequest, recorded_by: str) -> DeviceRecord:
+    def by_clinic(self, request: AssignRequest, recorded_by: str, tenant: str = DEFAULT_TENANT) -> DeviceRecord:
         """Registers the device if unknown, opens the assignment (the patient must exist in the
         FHIR server), and records the clinic's consent for the kinds the device measures."""
         patient_id = self.patients.resolve(request.assigned_patient_id)
-        return self._assign(request, patient_id, recorded_by, clinic_attests=True)
+        return self.for_tenant(tenant)._assign(request, patient_id, recorded_by, clinic_attests=True)
+
+    def for_tenant(self, tenant: str) -> DeviceAssignment:
+        devices, consents = self.devices.for_tenant(tenant), self.consents.for_tenant(tenant)
+        return dataclasses.replace(self, devices=devices, consents=consents)
 
     def by_patient(
         self, request: AssignRequest, patient_id: str, recorded_by: str, tenant: str = DEFAULT_TENANT
@@ -52,9 +56,7 @@ class DeviceAssignment:
                 f"{', '.join(PATIENT_ASSIGNABLE_PROVIDERS)} devices"
             )
         request = request.model_copy(update={"assigned_patient_id": patient_id, "valid_from": None})
-        devices, consents = self.devices.for_tenant(tenant), self.consents.for_tenant(tenant)
-        bound = dataclasses.replace(self, devices=devices, consents=consents)
-        return bound._assign(request, patient_id, recorded_by, clinic_attests=False)
+        return self.for_tenant(tenant)._assign(request, patient_id, recorded_by, clinic_attests=False)
 
     def _assign(
         self, request: AssignRequest, patient_id: str, recorded_by: str, *, clinic_attests: bool

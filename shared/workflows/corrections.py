@@ -7,6 +7,7 @@ changes subject."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -21,17 +22,18 @@ from shared.devices.registry import DeviceRegistry
 from shared.devices.types import DEVICE_TYPE_KINDS
 from shared.errors import BadRequest
 from shared.fhir.client import FhirClient
-from shared.fhir.mapping import entered_in_error, observation_id
+from shared.fhir.mapping import entered_in_error, observation_id, tenant_of
 from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.replay import replay_archived
 from shared.pipeline.store import RawRecordStore
 from shared.records import Record
+from shared.tenants import DEFAULT_TENANT
 
 _READING_SYSTEM_PREFIX, _READING_SYSTEM_SUFFIX = "urn:iomt-hub:", ":reading"
 _PAGE = 500
 
 
-def moved_copy(resource: dict[str, Any], patient_id: str) -> dict[str, Any] | None:
+def moved_copy(resource: dict[str, Any], patient_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
     """The same reading as a new Observation of ``patient_id``; None if it is not one the hub wrote."""
     identifier: dict[str, Any] = next(iter(resource.get("identifier") or []), {})
     system, value = str(identifier.get("system", "")), identifier.get("value")
@@ -40,7 +42,7 @@ def moved_copy(resource: dict[str, Any], patient_id: str) -> dict[str, Any] | No
     source = system[len(_READING_SYSTEM_PREFIX) : -len(_READING_SYSTEM_SUFFIX)]
     copy = {key: item for key, item in resource.items() if key != "meta"}
     copy["meta"] = {k: v for k, v in (resource.get("meta") or {}).items() if k in ("tag", "profile")}
-    copy["id"] = observation_id(source, str(value), patient_id)
+    copy["id"] = observation_id(source, str(value), patient_id, tenant)
     copy["subject"] = {"reference": f"Patient/{patient_id}"}
     return copy
 
@@ -58,6 +60,10 @@ class AttributionCorrection:
     fhir: FhirClient
     parked: ParkedReadings
     raw_store: RawRecordStore
+
+    def for_tenant(self, tenant: str) -> AttributionCorrection:
+        devices, consents = self.devices.for_tenant(tenant), self.consents.for_tenant(tenant)
+        return dataclasses.replace(self, devices=devices, consents=consents)
 
     def correct(
         self, device_id: str, patient_id: str, start: dt.datetime, end: dt.datetime | None, recorded_by: str
@@ -77,7 +83,7 @@ class AttributionCorrection:
             subject = (resource.get("subject") or {}).get("reference")
             if subject == f"Patient/{patient_id}" or resource.get("status") == "entered-in-error":
                 continue
-            copy = moved_copy(resource, patient_id)
+            copy = moved_copy(resource, patient_id, device.tenant_id)
             if copy is not None:
                 writes += [copy, entered_in_error(resource)]
         if writes:
@@ -90,7 +96,8 @@ class AttributionCorrection:
     def _observations(
         self, device: DeviceRecord, start: dt.datetime, end: dt.datetime | None
     ) -> list[dict[str, Any]]:
-        fhir_devices = self.fhir.search("Device", {"identifier": device.provider_device_id, "_elements": "id"})
+        found_devices = self.fhir.search("Device", {"identifier": device.provider_device_id, "_elements": "id,meta"})
+        fhir_devices = [d for d in found_devices if tenant_of(d) == device.tenant_id]  # the same serial elsewhere
         if not fhir_devices:
             return []
         params = {
@@ -99,7 +106,7 @@ class AttributionCorrection:
             "_count": str(_PAGE),
         }
         found = self.fhir.search("Observation", params)
-        return [r for r in found if end is None or _effective(r) < end]
+        return [r for r in found if tenant_of(r) == device.tenant_id and (end is None or _effective(r) < end)]
 
 
 def _effective(resource: dict[str, Any]) -> dt.datetime:

@@ -83,6 +83,11 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 @functools.cache
+def registered(name: str):
+    """A function as the host registered it (the /api/tenants/{tenantId}/... twins exist only so)."""
+    return registered_functions()[name].get_user_function()
+
+
 def registered_functions():
     import function_app
     from local.functions_host import functions_of

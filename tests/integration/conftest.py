@@ -101,6 +101,7 @@ def clean_cosmos(context: AppContext) -> AppContext:
         container = context.cosmos.get_container_client(name)
         for item in list(container.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
             container.delete_item(item["id"], partition_key=item[COSMOS_CONTAINERS[name].lstrip("/")])
+    context.tenant_directory.invalidate()  # the tenants are gone: this process must not remember them
     return context
 
 

@@ -241,7 +241,7 @@ def _clinic_with_a_scale(context, tenant: str, key: str) -> None:
 
 
 def _tenants_written(fhir_url: str) -> set[str]:
-    from shared.pipeline.deletions import tenant_of
+    from shared.fhir.mapping import tenant_of
     from tests.helpers.stack import search
 
     return {tenant_of(o) for o in search(fhir_url, "Observation", _count="100")}
@@ -372,3 +372,93 @@ def test_a_suspended_tenants_sessions_and_logins_are_refused(oidc):
     assert (status, body["error"]["code"]) == (403, "tenant_suspended")
     oidc.tenant_administration.activate("clinic-a")
     assert answer(send(bff_api.profile, "GET", "x", sid=sid))[0] == 200  # the session lives on
+
+
+# -- admin tokens work in their tenants --------------------------------------------------------------
+
+
+def _admin_call(token: str, handler_name: str, tenant: str | None = None, **kwargs):
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import send
+
+    handler = registered(handler_name)
+    route = {"tenantId": tenant} if tenant else {}
+    route |= kwargs.pop("route_params", {})
+    return answer(send(handler, kwargs.pop("method", "GET"), "x", token=token, route_params=route, **kwargs))
+
+
+def _scale(tenant_devices, serial: str):
+    device, _ = tenant_devices.register(_registration(serial))
+    return device
+
+
+def test_admin_tokens_work_only_in_the_tenants_they_are_members_of(clean_cosmos, capsys):
+    from shared.localstack import LOCAL_ADMIN_CLIENT, LOCAL_GROUP_ADMIN_CLIENT, LOCAL_PLATFORM_CLIENT
+    from tests.helpers.stack import client_token
+
+    admin_token, group_token, platform_token = map(
+        client_token, (LOCAL_ADMIN_CLIENT, LOCAL_GROUP_ADMIN_CLIENT, LOCAL_PLATFORM_CLIENT)
+    )
+    # A deployment without tenants: every admin works in the default tenant, as before.
+    assert _admin_call(admin_token, "list_devices")[0] == 200
+    administration = clean_cosmos.tenant_administration
+    administration.create("clinic-a", "Clinic A")
+    administration.create("clinic-b", "Clinic B")
+    device_a = _scale(clean_cosmos.devices.for_tenant("clinic-a"), "866000000000123")
+    device_b = _scale(clean_cosmos.devices.for_tenant("clinic-b"), "866000000000123")
+    status, body = _admin_call(admin_token, "list_devices")
+    assert (status, body["error"]["code"]) == (403, "forbidden")  # tenants exist: no membership, no access
+    assert cli.main(["tenant", "add-member", "--id", "clinic-a", "--member", f"oid:{LOCAL_ADMIN_CLIENT[0]}"]) == 0
+    assert cli.main(["tenant", "add-member", "--id", "clinic-b", "--member", "group:group-clinic-b-admins"]) == 0
+    capsys.readouterr()
+    status, page = _admin_call(admin_token, "list_devices")  # its only tenant
+    assert (status, [d["id"] for d in page["items"]]) == (200, [device_a.id])
+    assert _admin_call(admin_token, "tenant_list_devices", "clinic-a")[1]["items"][0]["tenantId"] == "clinic-a"
+    # Another tenant, by path or by id: refused or not found, never shown.
+    assert _admin_call(admin_token, "tenant_list_devices", "clinic-b")[0] == 403
+    assert _admin_call(admin_token, "tenant_get_device", "clinic-b", route_params={"id": device_b.id})[0] == 403
+    assert _admin_call(admin_token, "get_device", route_params={"id": device_b.id})[0] == 404
+    status, _ = _admin_call(admin_token, "unassign_device", method="POST", route_params={"id": device_b.id})
+    assert status == 404
+    assert _admin_call(admin_token, "tenant_list_devices", "nobody")[0] == 404
+    # Through a group membership.
+    status, page = _admin_call(group_token, "list_devices")
+    assert (status, [d["id"] for d in page["items"]]) == (200, [device_b.id])
+    assert _admin_call(group_token, "get_device", route_params={"id": device_a.id})[0] == 404
+    # A platform operator may name any tenant.
+    for tenant, device in (("clinic-a", device_a), ("clinic-b", device_b)):
+        status, found = _admin_call(platform_token, "tenant_get_device", tenant, route_params={"id": device.id})
+        assert (status, found["tenantId"]) == (200, tenant)
+    # A suspended tenant's admins are refused.
+    administration.suspend("clinic-a")
+    status, body = _admin_call(admin_token, "list_devices")
+    assert (status, body["error"]["code"]) == (403, "tenant_suspended")
+    assert cli.main(["tenant", "remove-member", "--id", "clinic-b", "--member", "group:group-clinic-b-admins"]) == 0
+    assert _admin_call(group_token, "list_devices")[0] == 403
+
+
+def test_consents_through_the_tenant_routes_stay_in_their_tenant(clean_cosmos, clean_fhir):
+    from shared.localstack import LOCAL_PLATFORM_CLIENT
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import client_token, put_patient, send
+
+    token = client_token(LOCAL_PLATFORM_CLIENT)
+    put_patient(clean_fhir, "anna")
+    for tenant in ("clinic-a", "clinic-b"):
+        clean_cosmos.tenant_administration.create(tenant, tenant.title())
+    body = {"patientId": "anna", "source": "medisante", "scopes": ["body-weight"], "attestation": "clinic"}
+    in_a = {"tenantId": "clinic-a"}
+    grant = registered("tenant_grant_consent")
+    status, record = answer(send(grant, "POST", "x", token=token, body=body, route_params=in_a))
+    assert (status, record["id"], record["tenantId"]) == (201, "clinic-a:medisante.anna", "clinic-a")
+
+    def listed(tenant: str) -> list[str]:
+        route = {"tenantId": tenant}
+        status, page = answer(send(registered("tenant_list_consents"), "GET", "x", token=token, route_params=route))
+        assert status == 200
+        return [item["id"] for item in page["items"]]
+
+    assert (listed("clinic-a"), listed("clinic-b")) == (["clinic-a:medisante.anna"], [])
+    route = {"tenantId": "clinic-b", "id": record["id"]}
+    assert answer(send(registered("tenant_revoke_consent"), "POST", "x", token=token, route_params=route))[0] == 404
+    assert clean_cosmos.consents.for_tenant("clinic-a").get(record["id"]).active  # untouched

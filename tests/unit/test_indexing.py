@@ -38,6 +38,14 @@ EXPECTED_HTTP = {
     "withings_disconnect": ("withings/disconnect", ["POST"], "ANONYMOUS"),
     "withings_notify": ("withings/notify/{secret}", ["HEAD", "POST"], "ANONYMOUS"),
 }
+TENANT_SCOPED = (
+    "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
+    "grant_consent", "list_consents", "get_consent", "revoke_consent",
+)  # fmt: skip
+EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
+    f"tenant_{name}": (f"tenants/{{tenantId}}/{EXPECTED_HTTP[name][0]}", *EXPECTED_HTTP[name][1:])
+    for name in TENANT_SCOPED
+}
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE, "withings_sync": WITHINGS_SYNC_QUEUE}
 EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
 
