@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 from azure.core.exceptions import ResourceExistsError
@@ -74,6 +75,8 @@ from shared.workflows.tenants import TenantAdministration
 @dataclass
 class AppContext:
     settings: Settings
+    _fhir_clients: dict[str, FhirClient] = field(default_factory=dict, repr=False)
+    _fhir_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @cached_property
     def raw_store(self) -> RawRecordStore:
@@ -116,6 +119,23 @@ class AppContext:
     @cached_property
     def patients(self) -> PatientDirectory:
         return PatientDirectory(self.fhir)
+
+    def own_fhir(self, tenant: str) -> FhirClient | None:
+        """The FHIR service of a tenant that has its own (hard isolation), or None: the hub's."""
+        url = self.tenant_directory.fhir_url(tenant)
+        if url is None:
+            return None
+        with self._fhir_lock:
+            client = self._fhir_clients.get(url)
+            if client is None:
+                tenant_settings = self.settings.model_copy(update={"fhir_url": url, "fhir_audience": None})
+                client = FhirClient.from_settings(tenant_settings)
+                self._fhir_clients[url] = client
+        return client
+
+    def patients_of(self, tenant: str) -> PatientDirectory:
+        own = self.own_fhir(tenant)
+        return PatientDirectory(own) if own is not None else self.patients
 
     @cached_property
     def deletions(self) -> Deletions:
@@ -337,6 +357,7 @@ class AppContext:
             device_lookup=self.device_lookup.submit,
             tenants=self.tenant_directory,
             held=self.held,
+            own_fhir=self.own_fhir,
         )
         processors = {source: processor for source in ("medisante", "healthkit", "withings")}
         return RawRecordWorker(

@@ -22,7 +22,7 @@ def grant_consent(req: func.HttpRequest) -> func.HttpResponse:
     from shared.consent.models import ConsentGrant
 
     grant = read_json_model(req, ConsentGrant, context.settings.max_body_bytes)
-    patient_id = context.patients.resolve(grant.patient_id)
+    patient_id = context.patients_of(tenant).resolve(grant.patient_id)
     consents = context.consents.for_tenant(tenant)
     record, created = consents.grant(grant.model_copy(update={"patient_id": patient_id}), principal.subject)
     return json_response(record, status=201 if created else 200)

@@ -65,7 +65,8 @@ def assign_device(req: func.HttpRequest) -> func.HttpResponse:
         from shared.devices.models import AssignRequest
 
         request = read_json_model(req, AssignRequest, context.settings.max_body_bytes)
-        return json_response(context.assignment.by_clinic(request, principal.subject, tenant))
+        device = context.assignment.by_clinic(request, principal.subject, tenant, context.patients_of(tenant))
+        return json_response(device)
     session = current_session(context, req)
     if req.route_params.get("tenantId") not in (None, session.profile.tenant):
         raise Forbidden("this session belongs to another medical centre")
@@ -97,8 +98,8 @@ def correct_attribution(req: func.HttpRequest) -> func.HttpResponse:
 
     request = read_json_model(req, CorrectionRequest, context.settings.max_body_bytes)
     context.devices.for_tenant(tenant).get(req.route_params.get("id", ""))  # 404 before anything else
-    patient_id = context.patients.resolve(request.patient_id)
-    outcome = context.corrections.for_tenant(tenant).correct(
+    patient_id = context.patients_of(tenant).resolve(request.patient_id)
+    outcome = context.corrections.for_tenant(tenant, context.own_fhir(tenant)).correct(
         req.route_params.get("id", ""), patient_id, request.valid_from, request.valid_to, principal.subject
     )
     return json_response(outcome)

@@ -8,6 +8,7 @@ with their reason. The written part is idempotent, so replaying a whole record i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from shared.pipeline.store import RawRecordStore
 from shared.pipeline.worker import ProcessingResult
 
 if TYPE_CHECKING:
+    from shared.fhir.client import FhirClient
     from shared.tenants.directory import TenantDirectory
     from shared.tenants.held import HeldRecords
 
@@ -58,6 +60,8 @@ class ReadingProcessor:
     device_lookup: Callable[[list[str]], list[DeviceRecord | None]] | None = None  # coalesced reads
     tenants: TenantDirectory | None = None  # None: one tenant, always active
     held: HeldRecords | None = None
+    # A tenant's own FHIR service (written directly, not in the hub's group commit), or None.
+    own_fhir: Callable[[str], FhirClient | None] | None = None
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         status = self.tenants.status(envelope.tenant) if self.tenants is not None else "active"
@@ -96,7 +100,9 @@ class ReadingProcessor:
 
         allowed = [m for m in parsed.readings if m.source_id in patients]
         mapped = map_readings(allowed, lambda m: patients[m.source_id], envelope.tenant)
-        report = self.fhir.write(mapped.resources) if mapped.resources else None
+        own = self.own_fhir(tenant) if self.own_fhir is not None else None
+        writer: FhirWriter = own if own is not None else self.fhir
+        report = writer.write(mapped.resources) if mapped.resources else None
         if unattributed:
             self.parked.park(envelope.receipt_id, envelope.source, unattributed, tenant)
         elif envelope.seen_before:  # only a record processed before can have a parked item
@@ -105,7 +111,8 @@ class ReadingProcessor:
             self.audit.record(envelope.receipt_id, envelope.source, withheld)
         deleted = 0
         if parsed.deleted_source_ids or parsed.deleted_group_ids:
-            logged = self.deletions.apply(
+            deletions = dataclasses.replace(self.deletions, fhir=own) if own is not None else self.deletions
+            logged = deletions.apply(
                 envelope.receipt_id,
                 envelope.source,
                 parsed.deleted_source_ids,

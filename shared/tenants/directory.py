@@ -68,6 +68,11 @@ class TenantDirectory:
             tenant = self._snapshot().get(tenant_id)
         return tenant.status if tenant is not None else None
 
+    def fhir_url(self, tenant_id: str) -> str | None:
+        """The tenant's own FHIR service, or None: the hub's."""
+        tenant = self._snapshot().get(tenant_id) if tenant_id != DEFAULT_TENANT else None
+        return tenant.fhir_url if tenant is not None else None
+
     def serves_tenants(self) -> bool:
         """Whether any tenant is registered (else the deployment is its one default tenant)."""
         return bool(self._snapshot())

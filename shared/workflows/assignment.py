@@ -36,10 +36,17 @@ class DeviceAssignment:
     raw_store: RawRecordStore
     patients: PatientDirectory
 
-    def by_clinic(self, request: AssignRequest, recorded_by: str, tenant: str = DEFAULT_TENANT) -> DeviceRecord:
+    def by_clinic(
+        self,
+        request: AssignRequest,
+        recorded_by: str,
+        tenant: str = DEFAULT_TENANT,
+        patients: PatientDirectory | None = None,
+    ) -> DeviceRecord:
         """Registers the device if unknown, opens the assignment (the patient must exist in the
-        FHIR server), and records the clinic's consent for the kinds the device measures."""
-        patient_id = self.patients.resolve(request.assigned_patient_id)
+        tenant's FHIR server: ``patients``), and records the clinic's consent for the kinds the
+        device measures."""
+        patient_id = (patients or self.patients).resolve(request.assigned_patient_id)
         return self.for_tenant(tenant)._assign(request, patient_id, recorded_by, clinic_attests=True)
 
     def for_tenant(self, tenant: str) -> DeviceAssignment:

@@ -61,9 +61,9 @@ class AttributionCorrection:
     parked: ParkedReadings
     raw_store: RawRecordStore
 
-    def for_tenant(self, tenant: str) -> AttributionCorrection:
+    def for_tenant(self, tenant: str, own_fhir: FhirClient | None = None) -> AttributionCorrection:
         devices, consents = self.devices.for_tenant(tenant), self.consents.for_tenant(tenant)
-        return dataclasses.replace(self, devices=devices, consents=consents)
+        return dataclasses.replace(self, devices=devices, consents=consents, fhir=own_fhir or self.fhir)
 
     def correct(
         self, device_id: str, patient_id: str, start: dt.datetime, end: dt.datetime | None, recorded_by: str

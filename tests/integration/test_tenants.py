@@ -226,13 +226,13 @@ def _webhook(key: str, text: str):
     )  # fmt: skip
 
 
-def _clinic_with_a_scale(context, tenant: str, key: str) -> None:
+def _clinic_with_a_scale(context, tenant: str, key: str, fhir_url: str | None = None) -> None:
     import hashlib
 
     from shared.consent.models import ConsentGrant
 
     digest = hashlib.sha256(key.encode()).hexdigest()
-    context.tenant_administration.create(tenant, tenant.title(), medisante_key_hashes=[digest])
+    context.tenant_administration.create(tenant, tenant.title(), medisante_key_hashes=[digest], fhir_url=fhir_url)
     devices = context.devices.for_tenant(tenant)
     device, _ = devices.register(_registration("866000000000123"))
     devices.assign(device.id, "anna", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -462,3 +462,20 @@ def test_consents_through_the_tenant_routes_stay_in_their_tenant(clean_cosmos, c
     route = {"tenantId": "clinic-b", "id": record["id"]}
     assert answer(send(registered("tenant_revoke_consent"), "POST", "x", token=token, route_params=route))[0] == 404
     assert clean_cosmos.consents.for_tenant("clinic-a").get(record["id"]).active  # untouched
+
+
+def test_a_tenant_with_its_own_fhir_service_is_written_there_and_only_there(clean_cosmos, clean_fhir, store):
+    from tests.helpers.clinic import fixture_text, process
+    from tests.helpers.stack import FaultyProxy
+
+    with FaultyProxy(clean_fhir, []) as own_fhir:  # the tenant's "own" service, in front of the test server
+        key = "clinic-own-fhir-key-0001"
+        _clinic_with_a_scale(clean_cosmos, "clinic-own", key, fhir_url=own_fhir.url)
+        _clinic_with_a_scale(clean_cosmos, "clinic-hub", "clinic-hub-fhir-key-0001")
+        assert _webhook("clinic-hub-fhir-key-0001", fixture_text("weight"))[0] == 202
+        process(store)
+        assert sum(own_fhir.seen.values()) == 0  # the hub's tenant: the hub's FHIR service
+        assert _webhook(key, fixture_text("weight"))[0] == 202
+        process(store)
+        assert own_fhir.seen["pass"] >= 1  # the batch went to the tenant's own service
+    assert _tenants_written(clean_fhir) == {"clinic-hub", "clinic-own"}
