@@ -114,7 +114,8 @@ class AppContext:
     @cached_property
     def parked(self) -> ParkedReadings:
         lookback = dt.timedelta(days=self.settings.attribution_lookback_days)
-        return ParkedReadings(self.cosmos.get_container_client(PARKED_CONTAINER), lookback)
+        container = self.cosmos.get_container_client(PARKED_CONTAINER)
+        return ParkedReadings(container, lookback, lookback_of=self.tenant_directory.lookback)
 
     @cached_property
     def patients(self) -> PatientDirectory:

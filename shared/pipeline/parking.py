@@ -42,10 +42,15 @@ class ParkedView(ParkedRecord):
 
 class ParkedReadings:
     def __init__(
-        self, container: ContainerProxy, lookback: dt.timedelta, clock: Callable[[], dt.datetime] = utc_now
+        self,
+        container: ContainerProxy,
+        lookback: dt.timedelta,
+        clock: Callable[[], dt.datetime] = utc_now,
+        lookback_of: Callable[[str], dt.timedelta | None] | None = None,
     ) -> None:
         self.container = container
         self.lookback = lookback
+        self.lookback_of = lookback_of  # a tenant's own look-back, if it set one
         self.clock = clock
 
     def park(
@@ -88,7 +93,8 @@ class ParkedReadings:
             yield ParkedView(**dict(record), stale=self.is_stale(record))
 
     def is_stale(self, record: ParkedRecord) -> bool:
-        return record.parked_at < self.clock() - self.lookback
+        own = self.lookback_of(record.tenant_id) if self.lookback_of is not None else None
+        return record.parked_at < self.clock() - (own if own is not None else self.lookback)
 
     def waiting_for(self, device: DeviceRecord) -> list[str]:
         """Receipt ids of the parked records this device's assignments now cover (within the

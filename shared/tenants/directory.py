@@ -6,6 +6,7 @@ with the deployment's own Medisanté key digests."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import threading
@@ -72,6 +73,12 @@ class TenantDirectory:
         """The tenant's own FHIR service, or None: the hub's."""
         tenant = self._snapshot().get(tenant_id) if tenant_id != DEFAULT_TENANT else None
         return tenant.fhir_url if tenant is not None else None
+
+    def lookback(self, tenant_id: str) -> dt.timedelta | None:
+        """The tenant's own attribution look-back, or None: the deployment's."""
+        tenant = self._snapshot().get(tenant_id) if tenant_id != DEFAULT_TENANT else None
+        days = tenant.settings.attribution_lookback_days if tenant is not None else None
+        return dt.timedelta(days=days) if days is not None else None
 
     def serves_tenants(self) -> bool:
         """Whether any tenant is registered (else the deployment is its one default tenant)."""

@@ -479,3 +479,17 @@ def test_a_tenant_with_its_own_fhir_service_is_written_there_and_only_there(clea
         process(store)
         assert own_fhir.seen["pass"] >= 1  # the batch went to the tenant's own service
     assert _tenants_written(clean_fhir) == {"clinic-hub", "clinic-own"}
+
+
+def test_a_tenants_own_attribution_look_back_decides_when_its_parked_readings_go_stale(clean_cosmos):
+    from shared import conversion
+    from tests.helpers.clinic import fixture_text
+
+    administration = clean_cosmos.tenant_administration
+    administration.create("clinic-zero", "Zero", lookback_days=0)  # nothing waits for an assignment
+    administration.create("clinic-week", "Week")  # the deployment's look-back (7 days)
+    readings = conversion.parse("medisante", "medisante-json", fixture_text("weight")).readings
+    for tenant in ("clinic-zero", "clinic-week"):
+        clean_cosmos.parked.park(f"receipt-{tenant}", "medisante", readings, tenant)
+    stale = {record.tenant_id: record.stale for record in clean_cosmos.parked.all()}
+    assert stale == {"clinic-zero": True, "clinic-week": False}
