@@ -170,11 +170,11 @@ def _replay(args: argparse.Namespace) -> int:
     store = get_context().raw_store
     progress = Progress(f"replay from {args.source}")
     if args.source == "poison":
-        done = replay.replay_poison(store, limit=args.limit, on_each=progress.step)
+        done = replay.replay_poison(store, limit=args.limit, on_each=progress.step, tenant=args.tenant)
     elif args.source == "rejected":
-        done = replay.replay_rejected(store, args.receipt or None, on_each=progress.step)
+        done = replay.replay_rejected(store, args.receipt or None, on_each=progress.step, tenant=args.tenant)
     else:
-        done = replay.replay_archived(store, args.receipt, on_each=progress.step)
+        done = replay.replay_archived(store, args.receipt, on_each=progress.step, tenant=args.tenant)
     progress.done()
     print(json.dumps({"replayed": done}))
     return 0
@@ -186,7 +186,7 @@ def _parked(args: argparse.Namespace) -> int:
     from shared.composition import get_context
 
     progress = Progress("parked")
-    for item in get_context().parked.all():
+    for item in get_context().parked.all(args.tenant):
         progress.step()
         if args.stale and not item.stale:
             continue
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--from", dest="source", choices=["poison", "rejected", "archive"], default="poison")
     replay.add_argument("--receipt", action="append", help="receipt id (repeatable)")
     replay.add_argument("--limit", type=int, help="at most this many poison messages")
+    replay.add_argument("--tenant", help="only this tenant's records (default: every tenant's)")
     replay.set_defaults(handler=_replay)
 
     local_env = commands.add_parser("local-env", help="print the app settings for the local stack")
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parked = commands.add_parser("parked", help="list readings parked for want of a device assignment")
     parked.add_argument("--stale", action="store_true", help="only those past the look-back (manual handling)")
+    parked.add_argument("--tenant", help="only this tenant's (default: every tenant's)")
     parked.set_defaults(handler=_parked)
 
     create_user = commands.add_parser("create-user", help="add a user to the built-in directory (password on stdin)")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from azure.cosmos import ContainerProxy
 from pydantic import Field
 
-from shared.clients.cosmos import delete_if_present, update_item
+from shared.clients.cosmos import delete_if_present, filtered_query, update_item
 from shared.clock import utc_now
 from shared.devices.records import DeviceRecord
 from shared.devices.types import registry_id
@@ -87,8 +87,10 @@ class ParkedReadings:
         """The record's readings are all attributed now."""
         delete_if_present(self.container, receipt_id, receipt_id)
 
-    def all(self) -> Iterator[ParkedView]:
-        for item in self.container.query_items("SELECT * FROM c ORDER BY c.id", enable_cross_partition_query=True):
+    def all(self, tenant: str | None = None) -> Iterator[ParkedView]:
+        """Every parked record (only ``tenant``'s, when one is named)."""
+        query, parameters = filtered_query({}, tenant)
+        for item in self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True):
             record = ParkedRecord.from_item(item)
             yield ParkedView(**dict(record), stale=self.is_stale(record))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from shared.errors import NotFound
 from shared.pipeline.envelope import RawEnvelope
 from shared.pipeline.store import RawRecordStore
 
@@ -14,7 +15,10 @@ _VISIBILITY_S = 300
 OnEach = Callable[[str], None] | None  # told each receipt id replayed (the CLI's progress)
 
 
-def replay_poison(store: RawRecordStore, limit: int | None = None, on_each: OnEach = None) -> list[str]:
+def replay_poison(
+    store: RawRecordStore, limit: int | None = None, on_each: OnEach = None, tenant: str | None = None
+) -> list[str]:
+    """The poison queue's records (only ``tenant``'s, when one is named: the others stay)."""
     replayed: list[str] = []
     while limit is None or len(replayed) < limit:
         batch = list(
@@ -28,6 +32,9 @@ def replay_poison(store: RawRecordStore, limit: int | None = None, on_each: OnEa
                 store.poison_queue.update_message(message, visibility_timeout=0)
                 continue
             envelope = RawEnvelope.from_json(message.content).with_failure(None).redriven()
+            if tenant is not None and envelope.tenant != tenant:
+                store.poison_queue.update_message(message, visibility_timeout=0)
+                continue
             store.enqueue(envelope)
             store.poison_queue.delete_message(message)
             replayed.append(envelope.receipt_id)
@@ -37,7 +44,10 @@ def replay_poison(store: RawRecordStore, limit: int | None = None, on_each: OnEa
 
 
 def replay_rejected(
-    store: RawRecordStore, receipt_ids: Iterable[str] | None = None, on_each: OnEach = None
+    store: RawRecordStore,
+    receipt_ids: Iterable[str] | None = None,
+    on_each: OnEach = None,
+    tenant: str | None = None,
 ) -> list[str]:
     wanted = set(receipt_ids) if receipt_ids is not None else None
     replayed: list[str] = []
@@ -45,7 +55,10 @@ def replay_rejected(
         receipt_id = record["receiptId"]
         if wanted is not None and receipt_id not in wanted:
             continue
-        store.enqueue(store.archived_envelope(receipt_id).redriven())
+        envelope = store.archived_envelope(receipt_id)
+        if tenant is not None and envelope.tenant != tenant:
+            continue
+        store.enqueue(envelope.redriven())
         store.delete_rejected(receipt_id)
         replayed.append(receipt_id)
         if on_each is not None:
@@ -53,10 +66,15 @@ def replay_rejected(
     return replayed
 
 
-def replay_archived(store: RawRecordStore, receipt_ids: Iterable[str], on_each: OnEach = None) -> list[str]:
+def replay_archived(
+    store: RawRecordStore, receipt_ids: Iterable[str], on_each: OnEach = None, tenant: str | None = None
+) -> list[str]:
     replayed = []
     for receipt_id in receipt_ids:
-        store.enqueue(store.archived_envelope(receipt_id).redriven())
+        envelope = store.archived_envelope(receipt_id)
+        if tenant is not None and envelope.tenant != tenant:  # not that tenant's: as if absent
+            raise NotFound(f"no archived payload with receipt id {receipt_id} in tenant {tenant}")
+        store.enqueue(envelope.redriven())
         replayed.append(receipt_id)
         if on_each is not None:
             on_each(receipt_id)

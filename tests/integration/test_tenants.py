@@ -493,3 +493,30 @@ def test_a_tenants_own_attribution_look_back_decides_when_its_parked_readings_go
         clean_cosmos.parked.park(f"receipt-{tenant}", "medisante", readings, tenant)
     stale = {record.tenant_id: record.stale for record in clean_cosmos.parked.all()}
     assert stale == {"clinic-zero": True, "clinic-week": False}
+
+
+def test_replay_and_parked_take_a_tenant_and_show_nothing_of_another(clean_cosmos, store, capsys):
+    from shared import conversion
+    from shared.pipeline.envelope import TENANT_ATTRIBUTE
+    from tests.helpers.clinic import fixture_text
+
+    readings = conversion.parse("medisante", "medisante-json", fixture_text("weight")).readings
+    receipts = {}
+    for tenant in ("clinic-a", "clinic-b"):
+        envelope = store.accept(
+            source="medisante", format="medisante-json", body=fixture_text("weight"),
+            content_type="application/json", attributes={TENANT_ATTRIBUTE: tenant},
+        )  # fmt: skip
+        store.archive_body(envelope)  # as the worker does before anything else
+        receipts[tenant] = envelope.receipt_id
+        clean_cosmos.parked.park(receipts[tenant], "medisante", readings, tenant)
+    store.queue.clear_messages()
+    code, listed, _ = run_cli(capsys, "parked", "--tenant", "clinic-a")
+    assert (code, [item["receiptId"] for item in listed]) == (0, [receipts["clinic-a"]])
+    in_a = ("replay", "--from", "archive", "--tenant", "clinic-a", "--receipt")
+    code, printed, err = run_cli(capsys, *in_a, receipts["clinic-b"])
+    assert (code, printed) == (2, [])
+    assert "in tenant clinic-a" in err
+    assert store.queue.get_queue_properties().approximate_message_count == 0  # nothing of B re-driven
+    code, [done], _ = run_cli(capsys, *in_a, receipts["clinic-a"])
+    assert done == {"replayed": [receipts["clinic-a"]]}
