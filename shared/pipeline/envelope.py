@@ -17,10 +17,19 @@ REDRIVEN_ATTRIBUTE = "redriven"
 TENANT_ATTRIBUTE = "tenantId"  # absent: the default tenant (every record before tenants existed)
 
 
-def new_receipt_id(now: dt.datetime | None = None) -> str:
-    """Sortable by arrival time, unguessable, and safe as a blob name."""
+def new_receipt_id(now: dt.datetime | None = None, tenant: str = DEFAULT_TENANT) -> str:
+    """Sortable by arrival time, unguessable, and safe as a blob name; a tenant's begins with
+    ``<tenant>.`` (the default tenant's as before tenants)."""
     moment = now or dt.datetime.now(dt.UTC)
-    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(8)}"
+    receipt = f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(8)}"
+    return receipt if tenant == DEFAULT_TENANT else f"{tenant}.{receipt}"
+
+
+def blob_path(receipt_id: str) -> str:
+    """Where a raw record's blobs live: under its tenant's prefix (``clinic-a/clinic-a.2026...``),
+    at the top for the default tenant."""
+    tenant, dot, _ = receipt_id.partition(".")
+    return f"{tenant}/{receipt_id}" if dot else receipt_id
 
 
 @dataclass(frozen=True)

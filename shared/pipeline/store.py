@@ -17,8 +17,9 @@ from azure.storage.queue import QueueClient
 from shared import names
 from shared.clients.storage import container_client, queue_client
 from shared.errors import DependencyError, NotFound
-from shared.pipeline.envelope import RawEnvelope, new_receipt_id
+from shared.pipeline.envelope import TENANT_ATTRIBUTE, RawEnvelope, blob_path, new_receipt_id
 from shared.settings import Settings
+from shared.tenants import DEFAULT_TENANT
 
 # Azure Storage queue messages are at most 64 KiB *after* base64 encoding (4/3 growth).
 QUEUE_MESSAGE_LIMIT_BYTES = 64 * 1024
@@ -62,14 +63,15 @@ class RawRecordStore:
         attributes: dict[str, str] | None = None,
     ) -> RawEnvelope:
         """Makes the payload durable and returns its envelope; only then may ingress answer."""
+        attributes = attributes or {}
         envelope = RawEnvelope(
-            receipt_id=new_receipt_id(),
+            receipt_id=new_receipt_id(tenant=attributes.get(TENANT_ATTRIBUTE) or DEFAULT_TENANT),
             source=source,
             format=format,
             content_type=content_type,
             received_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             body=body,
-            attributes=attributes or {},
+            attributes=attributes,
         )
         self.enqueue(envelope)
         return envelope
@@ -80,7 +82,7 @@ class RawRecordStore:
             if len(message) > INLINE_ENVELOPE_LIMIT_BYTES and envelope.body is not None:
                 # Claim check: the archive blob carries the payload, the message the reference.
                 self.archive_body(envelope)
-                message = envelope.without_body(envelope.receipt_id).to_json().encode("utf-8")
+                message = envelope.without_body(blob_path(envelope.receipt_id)).to_json().encode("utf-8")
             self.queue.send_message(message)
         except DependencyError:
             raise
@@ -99,7 +101,7 @@ class RawRecordStore:
         }
         with contextlib.suppress(ResourceExistsError):
             self.archive.upload_blob(
-                envelope.receipt_id,
+                blob_path(envelope.receipt_id),
                 envelope.body.encode("utf-8"),
                 overwrite=False,
                 metadata=metadata,
@@ -118,7 +120,7 @@ class RawRecordStore:
 
     def archived_envelope(self, receipt_id: str) -> RawEnvelope:
         """Rebuilds the envelope of an archived payload, for replaying any past reading."""
-        blob = self.archive.get_blob_client(receipt_id)
+        blob = self.archive.get_blob_client(blob_path(receipt_id))
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
@@ -131,7 +133,7 @@ class RawRecordStore:
             format=meta.get("format", ""),
             content_type=props.content_settings.content_type or "application/octet-stream",
             received_at=meta.get("receivedat", ""),
-            blob_name=receipt_id,
+            blob_name=blob_path(receipt_id),
             attributes=attributes,
         )
 
@@ -144,10 +146,10 @@ class RawRecordStore:
             "reason": reason,
             "details": details,
             "rejectedAt": dt.datetime.now(dt.UTC).isoformat(),
-            "envelope": json.loads(envelope.without_body(envelope.receipt_id).to_json()),
+            "envelope": json.loads(envelope.without_body(blob_path(envelope.receipt_id)).to_json()),
         }
         self.rejected.upload_blob(
-            f"{envelope.receipt_id}.json",
+            f"{blob_path(envelope.receipt_id)}.json",
             json.dumps(record).encode(),
             overwrite=True,
             content_settings=_content_settings("application/json"),
@@ -159,7 +161,7 @@ class RawRecordStore:
 
     def delete_rejected(self, receipt_id: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
-            self.rejected.delete_blob(f"{receipt_id}.json")
+            self.rejected.delete_blob(f"{blob_path(receipt_id)}.json")
 
     def to_poison(self, envelope: RawEnvelope, reason: str, attempts: int) -> None:
         failure = {
@@ -169,7 +171,7 @@ class RawRecordStore:
         }
         # The poison message never carries the payload: the archive keeps it.
         self.poison_queue.send_message(
-            envelope.without_body(envelope.receipt_id).with_failure(failure).to_json().encode()
+            envelope.without_body(blob_path(envelope.receipt_id)).with_failure(failure).to_json().encode()
         )
 
 

@@ -520,3 +520,27 @@ def test_replay_and_parked_take_a_tenant_and_show_nothing_of_another(clean_cosmo
     assert store.queue.get_queue_properties().approximate_message_count == 0  # nothing of B re-driven
     code, [done], _ = run_cli(capsys, *in_a, receipts["clinic-a"])
     assert done == {"replayed": [receipts["clinic-a"]]}
+
+
+def test_a_tenants_raw_records_live_under_its_prefix_and_replay_from_there(clean_cosmos, store):
+    from shared.pipeline import replay
+    from shared.pipeline.envelope import TENANT_ATTRIBUTE, RawEnvelope
+    from tests.helpers.clinic import fixture_text
+
+    envelope = store.accept(
+        source="medisante", format="medisante-json", body=fixture_text("weight"),
+        content_type="application/json", attributes={TENANT_ATTRIBUTE: "clinic-a"},
+    )  # fmt: skip
+    assert envelope.receipt_id.startswith("clinic-a.")
+    store.archive_body(envelope)
+    store.reject(envelope, "1 readings not written", [{"sourceId": "x", "reason": "test"}])
+    archived = {b.name for b in store.archive.list_blobs(name_starts_with="clinic-a/")}
+    assert f"clinic-a/{envelope.receipt_id}" in archived
+    assert not store.archive.get_blob_client(envelope.receipt_id).exists()  # not at the top, with the default's
+    assert [b.name for b in store.rejected.list_blobs()] == [f"clinic-a/{envelope.receipt_id}.json"]
+    store.queue.clear_messages()
+    assert replay.replay_rejected(store, tenant="clinic-a") == [envelope.receipt_id]
+    [message] = store.queue.peek_messages()
+    queued = RawEnvelope.from_json(message.content)
+    assert (queued.tenant, store.load_body(queued)) == ("clinic-a", fixture_text("weight"))
+    assert list(store.rejected.list_blobs()) == []
