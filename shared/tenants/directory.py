@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from shared.errors import DependencyError
 from shared.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
@@ -48,7 +49,13 @@ class TenantDirectory:
         with self._lock:
             if self._read_at is not None and now - self._read_at < self.ttl_s:
                 return self._tenants
-        tenants = {tenant.id: tenant for tenant in self.registry.list()}
+        try:
+            tenants = {tenant.id: tenant for tenant in self.registry.list()}
+        except Exception as exc:
+            with self._lock:
+                if self._read_at is not None:
+                    return self._tenants  # the last known tenants, until the registry answers again
+            raise DependencyError("the tenant registry is unavailable; retry") from exc
         with self._lock:
             self._tenants, self._read_at = tenants, now
         return tenants
@@ -90,9 +97,11 @@ class TenantDirectory:
         )
 
     def tenant_of_key(self, presented: str) -> str | None:
-        """The tenant whose Medisanté key this is, compared in constant time against every
-        digest of every tenant (no early exit: the time does not tell which one matched)."""
+        """The tenant whose Medisanté key this is, compared in constant time against the
+        deployment's digests, then (only for another key) against every digest of every tenant."""
         candidate = hashlib.sha256(presented.encode("utf-8")).hexdigest()
+        if _matches(candidate, self.default_key_digests):
+            return DEFAULT_TENANT  # the deployment's own keys: no registry read on the answer path
         found = self._owner(candidate, self._snapshot())
         if found is None and self._may_reread():  # a tenant's new key: at most one read per MISS_REREAD_S
             self.invalidate()
@@ -108,10 +117,16 @@ class TenantDirectory:
             return True
 
     def _owner(self, candidate: str, tenants: dict[str, TenantRecord]) -> str | None:
-        owners = [(DEFAULT_TENANT, digest) for digest in self.default_key_digests]
-        owners += [(t.id, digest) for t in tenants.values() for digest in t.settings.medisante_api_key_hashes]
         found: str | None = None
-        for tenant_id, digest in owners:
-            if hmac.compare_digest(candidate, digest) and found is None:
-                found = tenant_id
+        for tenant in tenants.values():  # every tenant compared: the time does not tell which
+            if _matches(candidate, tuple(tenant.settings.medisante_api_key_hashes)) and found is None:
+                found = tenant.id
         return found
+
+
+def _matches(candidate: str, digests: tuple[str, ...]) -> bool:
+    """Constant time over every digest (no early exit)."""
+    matched = False
+    for digest in digests:
+        matched |= hmac.compare_digest(candidate, digest)
+    return matched

@@ -544,3 +544,18 @@ def test_a_tenants_raw_records_live_under_its_prefix_and_replay_from_there(clean
     queued = RawEnvelope.from_json(message.content)
     assert (queued.tenant, store.load_body(queued)) == ("clinic-a", fixture_text("weight"))
     assert list(store.rejected.list_blobs()) == []
+
+
+def test_the_deployments_own_keys_need_no_registry_and_a_lost_registry_is_a_503(clean_cosmos):
+    import hashlib
+
+    from shared.errors import DependencyError
+    from shared.tenants.directory import TenantDirectory
+    from shared.tenants.registry import TenantRegistry
+
+    unreachable = TenantRegistry(clean_cosmos.cosmos.get_container_client("no-such-container-for-this-test"))
+    key = "the-deployments-own-key-01"
+    directory = TenantDirectory(unreachable, (hashlib.sha256(key.encode()).hexdigest(),), ttl_s=30)
+    assert directory.tenant_of_key(key) == DEFAULT_TENANT  # the webhook's answer path reads no registry
+    with pytest.raises(DependencyError):
+        directory.tenant_of_key("a-key-that-may-be-a-tenants")
