@@ -204,7 +204,7 @@ def _create_user(args: argparse.Namespace) -> int:
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     context = get_context()
-    patient_id = context.patients.resolve(args.patient)
+    patient_id = context.patients_of(args.tenant).resolve(args.patient)
     user = context.directory.create_user(
         args.username, password, email=args.email, name=args.name, patient_id=patient_id, tenant_id=args.tenant
     )
@@ -214,14 +214,14 @@ def _create_user(args: argparse.Namespace) -> int:
 
 def _withings_resubscribe(_: argparse.Namespace) -> int:
     """After rotating the Withings client secret (the notification URL's secret derives from
-    it): every linked user's subscriptions moved to the new URL."""
+    it): every link's subscriptions, in every tenant, moved to its tenant's new URL."""
     from shared.composition import get_context
 
     context = get_context()
-    for record in context.consents.list(source="withings", status="active"):
-        if record.account_id:
-            done = context.withings_connector.resubscribe(record.account_id)
-            print(json.dumps({"withingsUser": record.account_id, **done}))
+    for record in context.account_links.active("withings"):
+        assert record.account_id  # active() returns links only
+        done = context.withings_connector.resubscribe(record.account_id, record.tenant_id)
+        print(json.dumps({"withingsUser": record.account_id, "tenant": record.tenant_id, **done}))
     return 0
 
 

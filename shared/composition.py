@@ -21,7 +21,7 @@ from shared.bff.throttle import Throttle
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
 from shared.clients.storage import container_client, queue_client
-from shared.consent.registry import ConsentAudit, ConsentCache, ConsentStore
+from shared.consent.registry import AccountLinks, ConsentAudit, ConsentCache, ConsentStore
 from shared.counters import FixedWindowCounter
 from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
@@ -63,6 +63,7 @@ from shared.sources.withings.poller import Poller
 from shared.sources.withings.state import StateSigner
 from shared.sources.withings.sync import Cursors, SyncJobRunner, WithingsSync
 from shared.sources.withings.tokens import TokenStore
+from shared.tenants import DEFAULT_TENANT
 from shared.tenants.directory import TenantDirectory
 from shared.tenants.held import HeldRecords
 from shared.tenants.memberships import Memberships
@@ -108,6 +109,12 @@ class AppContext:
         return ConsentStore(self.cosmos.get_container_client(CONSENTS_CONTAINER))
 
     @cached_property
+    def account_links(self) -> AccountLinks:
+        """Every tenant's links of sources' accounts (the Withings poller's and CLI's one
+        cross-tenant read)."""
+        return AccountLinks(self.cosmos.get_container_client(CONSENTS_CONTAINER))
+
+    @cached_property
     def consent_audit(self) -> ConsentAudit:
         return ConsentAudit(self.cosmos.get_container_client(AUDIT_CONTAINER))
 
@@ -119,7 +126,8 @@ class AppContext:
 
     @cached_property
     def patients(self) -> PatientDirectory:
-        return PatientDirectory(self.fhir)
+        """The default tenant's patients."""
+        return PatientDirectory(self.fhir, DEFAULT_TENANT)
 
     def own_fhir(self, tenant: str) -> FhirClient | None:
         """The FHIR service of a tenant that has its own (hard isolation), or None: the hub's."""
@@ -136,7 +144,7 @@ class AppContext:
 
     def patients_of(self, tenant: str) -> PatientDirectory:
         own = self.own_fhir(tenant)
-        return PatientDirectory(own) if own is not None else self.patients
+        return PatientDirectory(own) if own is not None else PatientDirectory(self.fhir, tenant)
 
     @cached_property
     def deletions(self) -> Deletions:
@@ -196,13 +204,26 @@ class AppContext:
 
     @cached_property
     def withings_notify_secret(self) -> str:
+        """The default tenant's notification path secret."""
         return derived_secret(self._withings_secret(), "notify")
+
+    def withings_notify_secret_of(self, tenant: str) -> str:
+        """Each tenant's notification URL has its own path secret: one tenant's URL cannot
+        notify into another."""
+        if tenant == DEFAULT_TENANT:
+            return self.withings_notify_secret
+        return derived_secret(self._withings_secret(), f"notify:{tenant}")
 
     @cached_property
     def withings_budget(self) -> budget.CallBudget:
         counter = FixedWindowCounter(self.cosmos.get_container_client(WITHINGS_CONTAINER), budget.WINDOW_S)
         settings = self.settings
-        return budget.CallBudget(counter, settings.withings_calls_per_minute, settings.withings_rate_limit_pause_s)
+        return budget.CallBudget(
+            counter,
+            settings.withings_calls_per_minute,
+            settings.withings_rate_limit_pause_s,
+            serves_tenants=self.tenant_directory.serves_tenants,
+        )
 
     @cached_property
     def withings_client(self) -> WithingsClient:
@@ -232,6 +253,7 @@ class AppContext:
             unknown_users=self.cosmos.get_container_client(WITHINGS_CONTAINER),
             backfill=dt.timedelta(days=settings.withings_backfill_days),
             unlinker=self.withings_unlinker,
+            tenant_status=self.tenant_directory.status,
         )
         return SyncJobRunner(
             sync, self.withings_budget, self.withings_sync_queue, self.cosmos.get_container_client(WITHINGS_CONTAINER)
@@ -242,7 +264,8 @@ class AppContext:
         settings = self.settings
         jobs = self.withings_jobs
         max_age_s = settings.withings_poll_max_age_minutes * 60
-        return Poller(self.consents, jobs.sync.cursors, jobs, settings.withings_calls_per_minute, max_age_s)
+        per_minute = settings.withings_calls_per_minute
+        return Poller(self.account_links, jobs.sync.cursors, jobs, per_minute, max_age_s, self.tenant_directory.status)
 
     @cached_property
     def withings_sync_queue(self) -> QueueClient:
@@ -266,19 +289,18 @@ class AppContext:
             authorize_endpoint=settings.withings_authorize_url,
             scopes=settings.withings_scopes,
             redirect_uri=f"{base}/api/withings/callback",
-            notify_url=self._withings_notify_url,
             unlinker=self.withings_unlinker,
             jobs=self.withings_sync_queue,
         )
 
-    @property
-    def _withings_notify_url(self) -> str:
+    def withings_notify_url_of(self, tenant: str) -> str:
         base = (self.settings.withings_public_base_url or "").rstrip("/")
-        return f"{base}/api/withings/notify/{self.withings_notify_secret}"
+        path = "withings/notify" if tenant == DEFAULT_TENANT else f"tenants/{tenant}/withings/notify"
+        return f"{base}/api/{path}/{self.withings_notify_secret_of(tenant)}"
 
     @cached_property
     def withings_unlinker(self) -> AccountUnlinker:
-        return AccountUnlinker(self.withings_client, self.withings_tokens, self.consents, self._withings_notify_url)
+        return AccountUnlinker(self.withings_client, self.withings_tokens, self.consents, self.withings_notify_url_of)
 
     @cached_property
     def directory(self) -> DirectoryIdentityProvider:

@@ -144,13 +144,18 @@ def is_back_office(req: func.HttpRequest) -> bool:
     return bool(req.headers.get("authorization")) or not session_id(req)
 
 
-def patient_of_caller(context: AppContext, req: func.HttpRequest) -> str:
-    """The clinic back office names the patient (admin token, ``patient`` query parameter); the
-    app's session is its patient."""
+def patient_of_caller(context: AppContext, req: func.HttpRequest) -> tuple[str, str]:
+    """(patient, tenant). The clinic back office names the patient (admin token, ``patient``
+    query parameter), among its tenant's; the app's session is its patient, in the session's
+    tenant, which a path's ``tenantId`` must name."""
     if is_back_office(req):
-        admin(context, req)
+        _, tenant = admin_in_tenant(context, req)
         reference = req.params.get("patient") or ""
         if not reference:
             raise BadRequest("the patient query parameter names the patient to link")
-        return context.patients.resolve(reference)
-    return current_session(context, req).profile.patient_id
+        return context.patients_of(tenant).resolve(reference), tenant
+    profile = current_session(context, req).profile
+    named = req.route_params.get("tenantId")
+    if named is not None and named != profile.tenant:
+        raise Forbidden("this session belongs to another medical centre")
+    return profile.patient_id, profile.tenant

@@ -105,10 +105,12 @@ def operations() -> tuple[Operation, ...]:
     return (*base, *(op.in_named_tenant() for op in base if op.function in TENANT_SCOPED))
 
 
-# Admin operations that also exist at /api/tenants/{tenantId}/... (``callers.tenant_routes``).
+# Operations that also exist at /api/tenants/{tenantId}/... (``callers.tenant_routes``): the admin
+# operations, and the Withings link of a tenant's patient (connect, disconnect, its notifications).
 TENANT_SCOPED = {
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
+    "withings_connect", "withings_disconnect", "withings_notify",
 }  # fmt: skip
 
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS, client_address, patient_of_caller
+from shared.api.callers import ANONYMOUS, client_address, patient_of_caller, tenant_routes
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, observed, read_body
 from shared.diagnostics import where
 from shared.errors import BadRequest, DependencyError, Forbidden, HubError, NotFound
 from shared.names import WITHINGS_SYNC_QUEUE
+from shared.tenants import DEFAULT_TENANT
 
 if TYPE_CHECKING:
     from shared.composition import AppContext
@@ -28,12 +29,12 @@ log = logging.getLogger(__name__)
 NOTIFY_MAX_BYTES = 4096
 
 
-@bp.route(route="withings/connect", methods=["GET"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "withings/connect", ["GET"])
 @endpoint
 def withings_connect(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    patient_id = patient_of_caller(context, req)
-    url = context.withings_connector.authorize_url(patient_id)
+    patient_id, tenant = patient_of_caller(context, req)
+    url = context.withings_connector.authorize_url(patient_id, tenant)
     from shared.api.answers import WithingsConnect
 
     headers = {"Location": url, "Cache-Control": "no-store"}
@@ -71,15 +72,15 @@ def withings_callback(req: func.HttpRequest) -> func.HttpResponse:
     return _page(200, "Withings is connected", "Your measurements will arrive shortly. You can close this page.")
 
 
-@bp.route(route="withings/disconnect", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "withings/disconnect", ["POST"])
 @endpoint
 def withings_disconnect(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    patient_id = patient_of_caller(context, req)
-    record = context.consents.find(patient_id, "withings")
+    patient_id, tenant = patient_of_caller(context, req)
+    record = context.consents.for_tenant(tenant).find(patient_id, "withings")
     if record is None or not record.account_id:
         raise NotFound("this patient has no Withings account linked")
-    context.withings_connector.unlink(record.account_id, by="disconnect")
+    context.withings_connector.unlink(record.account_id, by="disconnect", tenant=tenant)
     return func.HttpResponse(status_code=204)
 
 
@@ -94,14 +95,19 @@ def _allowed(context: AppContext, req: func.HttpRequest) -> bool:
     return any(address in network for network in networks)
 
 
-@bp.route(route="withings/notify/{secret}", methods=["HEAD", "POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "withings/notify/{secret}", ["HEAD", "POST"])
 @endpoint
 def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
     """Withings' callback: HEAD probe at subscription, form POST per change. The answer must
-    come within 2 s: the only I/O is one queue message."""
+    come within 2 s: the only I/O is one queue message. Each tenant's links subscribe with the
+    tenant's own URL and path secret: the URL is the credential, and names the link's tenant."""
+    from shared.tenants.records import TENANT_ID
+
     context = get_context()
+    tenant = req.route_params.get("tenantId") or DEFAULT_TENANT
     presented = req.route_params.get("secret", "")
-    if not hmac.compare_digest(presented.encode(), context.withings_notify_secret.encode()):
+    expected = context.withings_notify_secret_of(tenant) if TENANT_ID.fullmatch(tenant) else ""
+    if not expected or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise NotFound("not found")
     if not _allowed(context, req):
         raise Forbidden("the sender is not in the allowed networks")
@@ -110,7 +116,7 @@ def withings_notify(req: func.HttpRequest) -> func.HttpResponse:
     from shared.sources.withings.jobs import enqueue_job
     from shared.sources.withings.notifications import parse_notification
 
-    job = parse_notification(read_body(req, NOTIFY_MAX_BYTES))
+    job = parse_notification(read_body(req, NOTIFY_MAX_BYTES)).model_copy(update={"tenant": tenant})
     try:
         enqueue_job(context.withings_notify_queue, job)  # not withings_jobs: no sync machinery here
     except Exception as exc:

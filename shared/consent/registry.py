@@ -152,6 +152,20 @@ class ConsentStore:
             raise
 
 
+class AccountLinks:
+    """The one read of consent records across tenants: the active links of a source's accounts
+    in every tenant (the Withings poller's plan). Each record names its tenant, and whatever
+    acts on one acts in that tenant only."""
+
+    def __init__(self, container: ContainerProxy) -> None:
+        self.container = container
+
+    def active(self, source: str) -> list[ConsentRecord]:
+        query, parameters = filtered_query({"source": source, "status": "active"})
+        items = self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True)
+        return [record for record in map(ConsentRecord.from_item, items) if record.account_id]
+
+
 class ConsentFinder(Protocol):
     def find(self, patient_id: str, source: str) -> ConsentRecord | None: ...
 

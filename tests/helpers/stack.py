@@ -61,8 +61,15 @@ def client_token(client: tuple[str, str]) -> str:
     return local_client_token(client)
 
 
-def put_patient(fhir_url: str, patient_id: str, identifier: tuple[str, str] | None = None) -> None:
+def put_patient(
+    fhir_url: str, patient_id: str, identifier: tuple[str, str] | None = None, tenant: str | None = None
+) -> None:
+    """A Patient, tagged as one of ``tenant``'s when given (tenants sharing the FHIR service)."""
+    from shared.fhir.mapping import TENANT_TAG_SYSTEM
+
     patient: dict = {"resourceType": "Patient", "id": patient_id, "active": True}
+    if tenant is not None:
+        patient["meta"] = {"tag": [{"system": TENANT_TAG_SYSTEM, "code": tenant}]}
     if identifier is not None:
         patient["identifier"] = [{"system": identifier[0], "value": identifier[1]}]
     response = requests.put(

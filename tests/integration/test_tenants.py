@@ -443,7 +443,7 @@ def test_consents_through_the_tenant_routes_stay_in_their_tenant(clean_cosmos, c
     from tests.helpers.stack import client_token, put_patient, send
 
     token = client_token(LOCAL_PLATFORM_CLIENT)
-    put_patient(clean_fhir, "anna")
+    put_patient(clean_fhir, "anna", tenant="clinic-a")  # the tenants share the hub's FHIR service
     for tenant in ("clinic-a", "clinic-b"):
         clean_cosmos.tenant_administration.create(tenant, tenant.title())
     body = {"patientId": "anna", "source": "medisante", "scopes": ["body-weight"], "attestation": "clinic"}
@@ -451,6 +451,10 @@ def test_consents_through_the_tenant_routes_stay_in_their_tenant(clean_cosmos, c
     grant = registered("tenant_grant_consent")
     status, record = answer(send(grant, "POST", "x", token=token, body=body, route_params=in_a))
     assert (status, record["id"], record["tenantId"]) == (201, "clinic-a:medisante.anna", "clinic-a")
+    # Anna is clinic-a's patient: in clinic-b (and in the default tenant) she does not exist.
+    for elsewhere in ({"tenantId": "clinic-b"}, {"tenantId": "default"}):
+        status, refused = answer(send(grant, "POST", "x", token=token, body=body, route_params=elsewhere))
+        assert (status, refused["error"]["message"]) == (422, "no Patient/anna in the FHIR server")
 
     def listed(tenant: str) -> list[str]:
         route = {"tenantId": tenant}

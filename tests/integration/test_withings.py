@@ -400,7 +400,8 @@ def test_resubscribe_moves_notifications_to_the_current_url(
     current_url = withings.withings_connector.notify_url
     withings.withings_client.revoke(withings.withings_tokens.access_token(USERID), current_url, 4)  # one lost
     assert cli.main(["withings-resubscribe"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"withingsUser": USERID, "revoked": 1, "subscribed": 1}
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"withingsUser": USERID, "tenant": "default", "revoked": 1, "subscribed": 1}
     subscriptions = sim("/_sim/stats")["subscriptions"][USERID]
     assert {s["callbackurl"] for s in subscriptions} == {current_url}
     assert sorted(s["appli"] for s in subscriptions) == [1, 2, 4, 16, 46, 54, 58]
@@ -412,9 +413,10 @@ def test_a_backfill_reads_the_token_once_per_run_and_takes_the_budget_in_blocks(
     assert connect(admin_token).status_code == 200
     loads: list[str] = []
     original = type(withings.withings_tokens).load
-    def counted(self, userid):
+
+    def counted(self, userid, tenant="default"):
         loads.append(userid)
-        return original(self, userid)
+        return original(self, userid, tenant)
 
     monkeypatch.setattr(type(withings.withings_tokens), "load", counted)
     budget = withings.withings_budget
@@ -425,3 +427,155 @@ def test_a_backfill_reads_the_token_once_per_run_and_takes_the_budget_in_blocks(
     assert withings_calls >= 5  # several pages and domains
     assert loads == [USERID]  # one Key Vault read for the whole run
     assert budget.round_trips - trips_before <= -(-withings_calls // budget.block)
+
+
+# -- Tenants: one Withings application, a link per tenant -------------------------------------------
+
+
+def _connect_in(token: str, tenant: str, patient: str) -> requests.Response:
+    from tests.helpers.common import registered
+
+    route = {"tenantId": tenant}
+    connecting = send(registered("tenant_withings_connect"), "GET", "x", token=token, params={"patient": patient},
+                      route_params=route)  # fmt: skip
+    status, body = answer(connecting)
+    assert status == 302, body
+    consent_page = requests.get(body["authorizeUrl"], allow_redirects=False, timeout=10)
+    return requests.get(consent_page.headers["Location"], allow_redirects=False, timeout=10)
+
+
+def _queued_tenants(context: AppContext) -> list[str]:
+    return sorted(SyncJob.model_validate_json(m.content).tenant for m in sync_queue(context).peek_messages(32))
+
+
+def test_a_withings_user_linked_in_two_tenants_is_two_independent_links(
+    withings: AppContext, store: Any, fhir_url: str, host: str
+):
+    from shared.fhir.mapping import tenant_of
+    from shared.localstack import LOCAL_PLATFORM_CLIENT
+    from tests.helpers.common import registered
+    from tests.helpers.stack import client_token
+
+    platform = client_token(LOCAL_PLATFORM_CLIENT)
+    patients = {"clinic-a": "anna-a", "clinic-b": "anna-b"}
+    for tenant, patient in patients.items():
+        withings.tenant_administration.create(tenant, tenant.title())
+        withings.withings_tokens.delete(USERID, tenant)
+        put_patient(fhir_url, patient, tenant=tenant)
+    # A patient of clinic-a cannot be linked from clinic-b.
+    refused = send(registered("tenant_withings_connect"), "GET", "x", token=platform,
+                   params={"patient": "anna-a"}, route_params={"tenantId": "clinic-b"})  # fmt: skip
+    assert answer(refused)[0] == 422
+    for tenant, patient in patients.items():  # the same Withings user consents in both centres
+        assert _connect_in(platform, tenant, patient).status_code == 200
+
+    # Two token pairs, each under its tenant's secret name; none in the default tenant.
+    pairs = {tenant: withings.withings_tokens.load(USERID, tenant) for tenant in patients}
+    assert pairs["clinic-a"].refresh_token != pairs["clinic-b"].refresh_token
+    assert withings.secrets.get_secret(secret_name(USERID, "clinic-b")).name == f"withings-clinic-b-{USERID}"
+    with pytest.raises(NeedsReconsent):
+        withings.withings_tokens.load(USERID)
+    # Each link subscribed with its tenant's own URL and secret.
+    urls = {s["callbackurl"] for s in sim("/_sim/stats")["subscriptions"][USERID]}
+    assert urls == {withings.withings_notify_url_of(tenant) for tenant in patients}
+    for tenant in patients:
+        assert f"/api/tenants/{tenant}/withings/notify/" in withings.withings_notify_url_of(tenant)
+    secret_a = withings.withings_notify_secret_of("clinic-a")
+    assert secret_a not in withings.withings_notify_url_of("clinic-b")
+    crossed = requests.post(f"{host}/api/tenants/clinic-b/withings/notify/{secret_a}", data={"userid": USERID,
+                            "appli": 4, "startdate": NOW - 10, "enddate": NOW}, timeout=10)  # fmt: skip
+    assert crossed.status_code == 404  # one tenant's URL does not notify into another
+
+    # The backfills: each link's readings land with its tenant's tag and its patient, only.
+    assert _queued_tenants(withings) == ["clinic-a", "clinic-b"]
+    assert run_sync(withings) == 2
+    run_pipeline(store)
+    written: dict[str, list[str]] = {}
+    for tenant, patient in patients.items():
+        observations = search(fhir_url, "Observation", subject=f"Patient/{patient}", _count="200")
+        assert observations
+        assert {tenant_of(o) for o in observations} == {tenant}
+        written[tenant] = sorted(o["code"]["coding"][0]["code"] for o in observations)
+    assert written["clinic-a"] == written["clinic-b"]  # the same account's data, twice, apart
+    assert not search(fhir_url, "Observation", subject="Patient/anna", _count="10")
+
+    # One change at Withings: one notification per link, one job per link.
+    delivered = sim("/_sim/notify", {"userid": USERID, "appli": 4})["delivered"]
+    assert delivered == [200, 200]
+    assert _queued_tenants(withings) == ["clinic-a", "clinic-b"]
+    sync_queue(withings).clear_messages()
+
+    # A suspended tenant's link waits, its cursor untouched; the other goes on.
+    cursors = withings.withings_jobs.sync.cursors
+    before = {tenant: cursors.get(USERID, "measure", tenant) for tenant in patients}
+    withings.tenant_administration.suspend("clinic-b")
+    assert sim("/_sim/notify", {"userid": USERID, "appli": 4})["delivered"] == [200, 200]
+    assert run_sync(withings) == 2
+    after = {tenant: cursors.get(USERID, "measure", tenant) for tenant in patients}
+    assert after["clinic-b"] == before["clinic-b"]
+    assert after["clinic-a"].synced_at > before["clinic-a"].synced_at
+    # The poller plans the active tenants' links only.
+    for tenant in patients:
+        for domain in ("measure", "activity", "ecg"):
+            cursors.advance(USERID, domain, 1, 0.0, tenant)  # cursors never go back: only synced_at is old
+    stale = cursors.container
+    for item in list(stale.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
+        stale.upsert_item({**{k: v for k, v in item.items() if not k.startswith("_")}, "syncedAt": 0.0})
+    withings_api.withings_poller(TimerRequest(past_due=False))
+    assert _queued_tenants(withings) == ["clinic-a"]
+    sync_queue(withings).clear_messages()
+    withings.tenant_administration.activate("clinic-b")
+
+    # Disconnecting in clinic-a ends that link only.
+    gone = send(registered("tenant_withings_disconnect"), "POST", "x", token=platform,
+                params={"patient": "anna-a"}, route_params={"tenantId": "clinic-a"})  # fmt: skip
+    assert gone.status_code == 204
+    assert withings.consents.for_tenant("clinic-a").find("anna-a", "withings").status == "revoked"
+    assert withings.consents.for_tenant("clinic-b").find("anna-b", "withings").status == "active"
+    with pytest.raises(NeedsReconsent):
+        withings.withings_tokens.load(USERID, "clinic-a")
+    assert withings.withings_tokens.load(USERID, "clinic-b").refresh_token
+    urls = {s["callbackurl"] for s in sim("/_sim/stats")["subscriptions"][USERID]}
+    assert urls == {withings.withings_notify_url_of("clinic-b")}
+
+
+def test_one_tenants_backfill_cannot_starve_another_tenants_notifications(clean_cosmos: AppContext):
+    from shared.sources.withings.budget import BudgetExhausted
+
+    for tenant in ("clinic-a", "clinic-b"):
+        clean_cosmos.tenant_administration.create(tenant, tenant.title())
+    directory = clean_cosmos.tenant_directory
+    clock = 1_000_020.0  # inside one minute, whatever the machine's speed
+    per_minute = 12  # a quarter (3) is kept for notifications
+
+    def budget() -> CallBudget:  # one per process: they share only the Cosmos item
+        counter = FixedWindowCounter(clean_cosmos.cosmos.get_container_client("withings"), 60, clock=lambda: clock)
+        return CallBudget(counter, per_minute, 60, block=1, serves_tenants=directory.serves_tenants)
+
+    granted: dict[str, int] = {"clinic-a backfill": 0, "clinic-b notifications": 0}
+    lock = threading.Lock()
+
+    def spend(instance: CallBudget, tenant: str, backfill: bool, label: str, at_most: int) -> None:
+        with instance.spending_for(tenant, backfill=backfill):
+            for _ in range(at_most):
+                try:
+                    instance.acquire()
+                except BudgetExhausted:
+                    return
+                with lock:
+                    granted[label] += 1
+
+    workers = [threading.Thread(target=spend, args=(budget(), "clinic-a", True, "clinic-a backfill", 100))
+               for _ in range(4)]  # fmt: skip
+    workers += [threading.Thread(target=spend, args=(budget(), "clinic-b", False, "clinic-b notifications", wanted))
+                for wanted in (2, 1)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert granted["clinic-b notifications"] == 3  # every call clinic-b's notifications asked for
+    assert granted["clinic-a backfill"] <= per_minute - 3  # the backfill never took the notifications' part
+    assert sum(granted.values()) <= per_minute  # and the application's budget held
+    another = budget()
+    with another.spending_for("clinic-a", backfill=False), pytest.raises(BudgetExhausted):
+        another.acquire()  # clinic-a is over its share of the minute, notifications included

@@ -41,6 +41,7 @@ EXPECTED_HTTP = {
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
+    "withings_connect", "withings_disconnect", "withings_notify",
 )  # fmt: skip
 EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
     f"tenant_{name}": (f"tenants/{{tenantId}}/{EXPECTED_HTTP[name][0]}", *EXPECTED_HTTP[name][1:])
@@ -48,8 +49,6 @@ EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
 }
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE, "withings_sync": WITHINGS_SYNC_QUEUE}
 EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
-
-
 
 
 def test_http_functions_have_expected_routes_methods_and_auth():

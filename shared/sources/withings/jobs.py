@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
+from shared.tenants import DEFAULT_TENANT
+
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
 
@@ -18,9 +20,11 @@ SUBSCRIBED_APPLIS = (1, 2, 4, 16, 54, 58, USER_EVENT_APPLI)
 
 
 class SyncJob(BaseModel):
-    """A queue message: sync a user's domains, or act on a user event (appli 46)."""
+    """A queue message: sync the domains of a user's link in a tenant, or act on a user event
+    (appli 46). A message without a tenant (queued before tenants existed) is the default's."""
 
     userid: str
+    tenant: str = DEFAULT_TENANT
     appli: int | None = None  # None: every domain (poller, backfill)
     startdate: int | None = None
     enddate: int | None = None
@@ -33,6 +37,12 @@ class SyncJob(BaseModel):
             return DOMAINS
         domain = APPLI_DOMAINS.get(self.appli)
         return (domain,) if domain else ()
+
+    @property
+    def is_backfill(self) -> bool:
+        """A whole-history or safety-net sync (the initial backfill, the poller), not a
+        notification: it gives way to notifications in the call budget."""
+        return self.appli is None
 
 
 def enqueue_job(queue: QueueClient, job: SyncJob, delay_s: int = 0) -> None:

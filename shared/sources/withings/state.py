@@ -15,6 +15,7 @@ from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
 
 from shared.errors import BadRequest
+from shared.tenants import DEFAULT_TENANT
 
 STATE_LIFETIME_S = 600
 
@@ -28,15 +29,16 @@ class StateSigner:
     def _mac(self, payload: bytes) -> str:
         return base64.urlsafe_b64encode(hmac.new(self.key, payload, hashlib.sha256).digest()).decode().rstrip("=")
 
-    def issue(self, patient_id: str) -> str:
+    def issue(self, patient_id: str, tenant: str = DEFAULT_TENANT) -> str:
         nonce = secrets.token_urlsafe(16)
         expires = int(self.clock()) + STATE_LIFETIME_S
-        payload = json.dumps({"n": nonce, "p": patient_id, "e": expires}, separators=(",", ":")).encode()
+        claims = {"n": nonce, "p": patient_id, "t": tenant, "e": expires}
+        payload = json.dumps(claims, separators=(",", ":")).encode()
         self.container.create_item({"id": f"state-{nonce}", "expires": expires, "ttl": STATE_LIFETIME_S})
         return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{self._mac(payload)}"
 
-    def consume(self, state: str) -> str:
-        """The patient the state was issued for; 400 for a forged, expired or replayed state."""
+    def consume(self, state: str) -> tuple[str, str]:
+        """(patient, tenant) the state was issued for; 400 for a forged, expired or replayed state."""
         invalid = BadRequest("the state parameter is invalid, expired or already used")
         try:
             encoded, mac = state.split(".", 1)
@@ -50,4 +52,4 @@ class StateSigner:
             self.container.delete_item(f"state-{claims['n']}", partition_key=f"state-{claims['n']}")
         except cosmos_errors.CosmosResourceNotFoundError:
             raise invalid from None
-        return str(claims["p"])
+        return str(claims["p"]), str(claims.get("t") or DEFAULT_TENANT)

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from shared.clients.cosmos import NoChange, read_or_none, update_item
 from shared.consent.registry import ConsentStore
+from shared.pipeline.envelope import TENANT_ATTRIBUTE
 from shared.pipeline.processing import PATIENT_ATTRIBUTE, WITHINGS_USER_ATTRIBUTE
 from shared.pipeline.store import RawRecordStore
 from shared.records import Record
@@ -27,6 +28,7 @@ from shared.sources.withings.connect import AccountUnlinker
 from shared.sources.withings.jobs import USER_EVENT_APPLI, Domain, SyncJob, enqueue_job
 from shared.sources.withings.parser import MEASTYPES
 from shared.sources.withings.tokens import NeedsReconsent, TokenStore
+from shared.tenants import DEFAULT_TENANT
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,11 @@ SYNC_OVERLAP_S = 300  # re-read the last minutes before the cursor: writes are i
 
 
 class CursorRecord(Record):
-    """How far one user's domain is synced: Withings' ``lastupdate`` of the newest change seen."""
+    """How far one link's domain is synced: Withings' ``lastupdate`` of the newest change seen."""
 
     id: str
     userid: str
+    tenant_id: str = Field(DEFAULT_TENANT, alias="tenantId")
     domain: str
     lastupdate: int
     synced_at: float = Field(alias="syncedAt", description="when (epoch seconds)")
@@ -49,23 +52,27 @@ class Cursors:
         self.container = container
 
     @staticmethod
-    def _id(userid: str, domain: str) -> str:
-        return f"{userid}.{domain}"
+    def _id(userid: str, domain: str, tenant: str) -> str:
+        return f"{userid}.{domain}" if tenant == DEFAULT_TENANT else f"{tenant}.{userid}.{domain}"
 
-    def get(self, userid: str, domain: str) -> CursorRecord | None:
-        key = self._id(userid, domain)
+    def get(self, userid: str, domain: str, tenant: str = DEFAULT_TENANT) -> CursorRecord | None:
+        key = self._id(userid, domain, tenant)
         item = read_or_none(self.container, key, key)
         return CursorRecord.from_item(item) if item is not None else None
 
-    def advance(self, userid: str, domain: str, lastupdate: int, synced_at: float) -> None:
+    def advance(
+        self, userid: str, domain: str, lastupdate: int, synced_at: float, tenant: str = DEFAULT_TENANT
+    ) -> None:
         """Moves the cursor to ``lastupdate`` unless it is already there or later (an
         overlapping run finished first): the cursor never goes backwards."""
-        key = self._id(userid, domain)
+        key = self._id(userid, domain, tenant)
 
         def move(current: dict[str, Any] | None) -> dict[str, Any]:
             if current is not None and CursorRecord.from_item(current).lastupdate >= lastupdate:
                 raise NoChange
-            cursor = CursorRecord(id=key, userid=userid, domain=domain, lastupdate=lastupdate, synced_at=synced_at)
+            cursor = CursorRecord(
+                id=key, userid=userid, tenant_id=tenant, domain=domain, lastupdate=lastupdate, synced_at=synced_at
+            )
             return cursor.to_item()
 
         update_item(self.container, key, key, move)
@@ -73,9 +80,10 @@ class Cursors:
 
 @dataclass
 class _Run:
-    """What one sync run of one user keeps between its calls."""
+    """What one sync run of one link keeps between its calls."""
 
     userid: str
+    tenant: str
     token: str | None = None
 
 
@@ -89,45 +97,54 @@ class WithingsSync:
     unknown_users: ContainerProxy
     backfill: dt.timedelta
     unlinker: AccountUnlinker
+    tenant_status: Callable[[str], str | None] = lambda tenant: "active"
     clock: Callable[[], float] = time.time
 
     def run(self, job: SyncJob) -> dict[str, Any]:
-        consent = self.consents.find_by_account("withings", job.userid)
+        """Syncs the user's link in the job's tenant. A suspended tenant's job does nothing: its
+        cursors stay where they are, so the poller catches up once the tenant is active again."""
+        status = self.tenant_status(job.tenant)
+        if status != "active":
+            return {"outcome": f"tenant-{status or 'unknown'}"}
+        consent = self.consents.for_tenant(job.tenant).find_by_account("withings", job.userid)
         if consent is None:
             self._record_unknown(job)
             return {"outcome": "unknown-user"}
         if job.appli == USER_EVENT_APPLI:
             if job.action in ("unlink", "delete"):
-                self.unlinker.unlink(job.userid)
+                self.unlinker.unlink(job.userid, tenant=job.tenant)
                 return {"outcome": "unlinked"}
             return {"outcome": "ignored-user-event"}
         if not consent.active:
             return {"outcome": f"consent-{consent.status}"}
         attributes = {PATIENT_ATTRIBUTE: consent.patient_id, WITHINGS_USER_ATTRIBUTE: job.userid}
+        if job.tenant != DEFAULT_TENANT:
+            attributes[TENANT_ATTRIBUTE] = job.tenant
         records = 0
-        run = _Run(job.userid)
+        run = _Run(job.userid, job.tenant)
         for domain in job.domains:
             records += self._sync_domain(run, domain, attributes)
         return {"outcome": "synced", "records": records}
 
     def _record_unknown(self, job: SyncJob) -> None:
+        key = f"unknown-{job.userid}" if job.tenant == DEFAULT_TENANT else f"unknown-{job.tenant}-{job.userid}"
         self.unknown_users.upsert_item(
-            {"id": f"unknown-{job.userid}", "userid": job.userid, "appli": job.appli, "lastSeen": self.clock()}
+            {"id": key, "userid": job.userid, "tenantId": job.tenant, "appli": job.appli, "lastSeen": self.clock()}
         )
 
     def _call(self, run: _Run, path: str, action: str, **params: Any) -> tuple[str, dict[str, Any]]:
         """One Withings call of a sync run. The access token is read from Key Vault once per
         run, not per call; refused (expired or revoked early), it is refreshed once."""
         if run.token is None:
-            run.token = self.tokens.access_token(run.userid)
+            run.token = self.tokens.access_token(run.userid, tenant=run.tenant)
         try:
             return self.client.call(path, action, run.token, **params)
         except WithingsAuthError:
-            run.token = self.tokens.access_token(run.userid, refresh_if=run.token)
+            run.token = self.tokens.access_token(run.userid, tenant=run.tenant, refresh_if=run.token)
             return self.client.call(path, action, run.token, **params)
 
-    def _since(self, userid: str, domain: str) -> int:
-        cursor = self.cursors.get(userid, domain)
+    def _since(self, userid: str, domain: str, tenant: str) -> int:
+        cursor = self.cursors.get(userid, domain, tenant)
         if cursor is not None:  # overlap: a change in the cursor's own second, or clock skew
             return cursor.lastupdate - SYNC_OVERLAP_S
         return int(self.clock() - self.backfill.total_seconds())
@@ -139,7 +156,7 @@ class WithingsSync:
 
     def _sync_domain(self, run: _Run, domain: Domain, attributes: dict[str, str]) -> int:
         userid = run.userid
-        since, started = self._since(userid, domain), int(self.clock())
+        since, started = self._since(userid, domain, run.tenant), int(self.clock())
         records, offset, newest = 0, 0, since
         while True:
             if domain == "measure":
@@ -167,7 +184,7 @@ class WithingsSync:
             if not body.get("more"):
                 break
             offset = int(body.get("offset") or 0)
-        self.cursors.advance(userid, domain, newest, self.clock())
+        self.cursors.advance(userid, domain, newest, self.clock(), run.tenant)
         return records
 
 
@@ -191,7 +208,8 @@ class SyncJobRunner:
         if self._seen_recently(job):
             return {"outcome": "duplicate"}
         try:
-            return self.sync.run(job)
+            with self.budget.spending_for(job.tenant, backfill=job.is_backfill):
+                return self.sync.run(job)
         except BudgetExhausted as exc:
             self.requeue(job, exc.retry_after_s)
             return {"outcome": "deferred", "retryAfterS": exc.retry_after_s}
@@ -212,7 +230,7 @@ class SyncJobRunner:
         """The same notification delivered again (Withings retries, at least once): one run."""
         if job.appli is None or job.startdate is None or job.attempt:
             return False
-        key = f"job-{job.userid}-{job.appli}-{job.startdate}-{job.enddate}"
+        key = f"job-{job.tenant}-{job.userid}-{job.appli}-{job.startdate}-{job.enddate}"
         now = self.clock()
         seen = False
 
