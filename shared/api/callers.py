@@ -76,19 +76,24 @@ def admin(context: AppContext, req: func.HttpRequest) -> Principal:
 def admin_in_tenant(context: AppContext, req: func.HttpRequest) -> tuple[Principal, str]:
     """An admin call and the tenant it runs in: the one its path names
     (``/api/tenants/{tenantId}/...``) or the token's only one (``shared.tenants.memberships``)."""
+    return _in_tenant(context, req, admin(context, req))
+
+
+def ingest_service(context: AppContext, req: func.HttpRequest) -> tuple[Principal, str]:
+    """A BFF hosted elsewhere: an Entra ID token for the hub's app with the ingest app role, and
+    the tenant it sends for, found like an admin's (its memberships, or the path's tenant)."""
+    validator = admin_validator(context.settings, context.settings.ingest_role)
+    return _in_tenant(context, req, validator.validate(req.headers.get("authorization")))
+
+
+def _in_tenant(context: AppContext, req: func.HttpRequest, principal: Principal) -> tuple[Principal, str]:
     from shared.tenants.memberships import tenant_of_admin
 
-    principal = admin(context, req)
     named = req.route_params.get("tenantId") or None
     settings = context.settings
     tenant = tenant_of_admin(principal, named, context.memberships, context.tenant_directory, settings.platform_role)
     require_active(context, tenant)
     return principal, tenant
-
-
-def ingest_service(context: AppContext, req: func.HttpRequest) -> Principal:
-    """A BFF hosted elsewhere: an Entra ID token for the hub's app with the ingest app role."""
-    return admin_validator(context.settings, context.settings.ingest_role).validate(req.headers.get("authorization"))
 
 
 def client_address(req: func.HttpRequest, trusted_hops: int) -> str:

@@ -106,11 +106,12 @@ def operations() -> tuple[Operation, ...]:
 
 
 # Operations that also exist at /api/tenants/{tenantId}/... (``callers.tenant_routes``): the admin
-# operations, and the Withings link of a tenant's patient (connect, disconnect, its notifications).
+# operations, the Withings link of a tenant's patient (connect, disconnect, its notifications) and
+# the HealthKit ingestion of a BFF hosted elsewhere.
 TENANT_SCOPED = {
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
-    "withings_connect", "withings_disconnect", "withings_notify",
+    "withings_connect", "withings_disconnect", "withings_notify", "healthkit_ingest",
 }  # fmt: skip
 
 

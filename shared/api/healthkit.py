@@ -3,7 +3,8 @@
 - the built-in BFF: ``POST /api/health-data/{format}`` with the app's session cookie;
 - a BFF hosted elsewhere (Device Manager contract): ``POST /api/health-data/healthkit/{format}``,
   service to service: an Entra ID token for the hub's app carrying the ingest app role, and the
-  patient in ``x-patient-id`` (which must exist in the FHIR server)."""
+  patient in ``x-patient-id`` (which must be a Patient of the service's tenant). A service that
+  is a member of several tenants names one: ``/api/tenants/{tenantId}/health-data/healthkit/...``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS, current_session, ingest_service
+from shared.api.callers import ANONYMOUS, current_session, ingest_service, tenant_routes
 from shared.api.context import get_context
 from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
 from shared.errors import BadRequest, Unprocessable
@@ -36,16 +37,16 @@ def upload_health_data(req: func.HttpRequest) -> func.HttpResponse:
     return _ingest(context, req, session.profile.patient_id, session.profile.sub, session.profile.tenant)
 
 
-@bp.route(route="health-data/healthkit/{format}", methods=["POST"], auth_level=ANONYMOUS)
+@tenant_routes(bp, "health-data/healthkit/{format}", ["POST"])
 @endpoint
 def healthkit_ingest(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
-    caller = ingest_service(context, req)
+    caller, tenant = ingest_service(context, req)
     reference = (req.headers.get(PATIENT_HEADER) or "").strip()
     if not reference:
         raise BadRequest(f"the {PATIENT_HEADER} header names the patient the upload belongs to")
-    patient_id = context.patients.resolve(reference)
-    return _ingest(context, req, patient_id, caller.subject)
+    patient_id = context.patients_of(tenant).resolve(reference)
+    return _ingest(context, req, patient_id, caller.subject, tenant)
 
 
 def _ingest(

@@ -563,3 +563,35 @@ def test_the_deployments_own_keys_need_no_registry_and_a_lost_registry_is_a_503(
     assert directory.tenant_of_key(key) == DEFAULT_TENANT  # the webhook's answer path reads no registry
     with pytest.raises(DependencyError):
         directory.tenant_of_key("a-key-that-may-be-a-tenants")
+
+
+def test_a_bff_hosted_elsewhere_sends_healthkit_into_its_own_tenant_only(clean_cosmos, clean_fhir, store):
+    from shared.localstack import LOCAL_INGEST_CLIENT
+    from tests.helpers.app import UPLOAD
+    from tests.helpers.clinic import process
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import client_token, put_patient, send
+
+    for tenant in ("clinic-a", "clinic-b"):
+        clean_cosmos.tenant_administration.create(tenant, tenant.title())
+    put_patient(clean_fhir, "anna", tenant="clinic-a")
+    put_patient(clean_fhir, "bert", tenant="clinic-b")
+    token = client_token(LOCAL_INGEST_CLIENT)
+
+    def upload(patient: str, tenant: str | None = None) -> tuple[int, dict]:
+        handler = registered("tenant_healthkit_ingest" if tenant else "healthkit_ingest")
+        route = {"format": "healthkit-json", **({"tenantId": tenant} if tenant else {})}
+        headers = {"x-patient-id": patient}
+        return answer(send(handler, "POST", "x", token=token, body=UPLOAD, route_params=route, headers=headers))
+
+    status, body = upload("anna")
+    assert (status, body["error"]["code"]) == (403, "forbidden")  # a service with no membership
+    assert cli.main(["tenant", "add-member", "--id", "clinic-a", "--member", f"oid:{LOCAL_INGEST_CLIENT[0]}"]) == 0
+    assert upload("bert")[0] == 422  # clinic-b's patient is not one of clinic-a's
+    assert upload("anna", "clinic-b")[0] == 403  # nor may it name another tenant
+    status, body = upload("anna")
+    assert status == 202, body
+    assert body["receiptId"].startswith("clinic-a.")
+    process(store)
+    assert _tenants_written(clean_fhir) == {"clinic-a"}
+    assert upload("anna", "clinic-a")[0] == 202  # the same, naming its tenant

@@ -41,7 +41,7 @@ EXPECTED_HTTP = {
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
-    "withings_connect", "withings_disconnect", "withings_notify",
+    "withings_connect", "withings_disconnect", "withings_notify", "healthkit_ingest",
 )  # fmt: skip
 EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
     f"tenant_{name}": (f"tenants/{{tenantId}}/{EXPECTED_HTTP[name][0]}", *EXPECTED_HTTP[name][1:])
