@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline, withings
+from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline, platform, withings
 from shared.logs import configure_logging
 
 configure_logging()  # before any function runs: the SDKs' URL logging is held back
@@ -18,3 +18,4 @@ app.register_functions(openapi.bp)
 app.register_functions(bff.bp)
 app.register_functions(healthkit.bp)
 app.register_functions(withings.bp)
+app.register_functions(platform.bp)

@@ -264,14 +264,11 @@ def _tenant(args: argparse.Namespace) -> int:
     elif args.action == "list":
         for tenant in tenants.list():
             print(json.dumps(tenant.public(), sort_keys=True))
-    elif args.action in ("add-member", "remove-member"):
-        memberships = get_context().memberships
-        tenants.get(args.id)  # 404 for a tenant that does not exist
-        if args.action == "add-member":
-            print(json.dumps(memberships.grant(args.id, args.member).public(), sort_keys=True))
-        else:
-            memberships.revoke(args.id, args.member)
-            print(json.dumps({"tenantId": args.id, "removed": args.member}))
+    elif args.action == "add-member":
+        print(json.dumps(get_context().tenant_administration.add_member(args.id, args.member).public(), sort_keys=True))
+    elif args.action == "remove-member":
+        get_context().tenant_administration.remove_member(args.id, args.member)
+        print(json.dumps({"tenantId": args.id, "removed": args.member}))
     elif args.action == "suspend":
         print(json.dumps(get_context().tenant_administration.suspend(args.id).public(), sort_keys=True))
     else:

@@ -173,7 +173,7 @@ class AppContext:
 
     @cached_property
     def tenant_administration(self) -> TenantAdministration:
-        return TenantAdministration(self.tenants, self.tenant_directory, self.held, self.raw_store)
+        return TenantAdministration(self.tenants, self.tenant_directory, self.held, self.raw_store, self.memberships)
 
     @cached_property
     def assignment(self) -> DeviceAssignment:

@@ -79,6 +79,14 @@ def admin_in_tenant(context: AppContext, req: func.HttpRequest) -> tuple[Princip
     return _in_tenant(context, req, admin(context, req))
 
 
+def platform_operator(context: AppContext, req: func.HttpRequest) -> Principal:
+    """An admin token that also carries the platform operator's app role (``PLATFORM_ROLE``)."""
+    principal = admin(context, req)
+    if context.settings.platform_role not in principal.roles:
+        raise Forbidden(f"managing tenants needs the {context.settings.platform_role} app role")
+    return principal
+
+
 def ingest_service(context: AppContext, req: func.HttpRequest) -> tuple[Principal, str]:
     """A BFF hosted elsewhere: an Entra ID token for the hub's app with the ingest app role, and
     the tenant it sends for, found like an admin's (its memberships, or the path's tenant)."""

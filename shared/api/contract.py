@@ -115,6 +115,59 @@ TENANT_SCOPED = {
 }  # fmt: skip
 
 
+def _platform_operations() -> tuple[Operation, ...]:
+    from shared.tenants.memberships import MembershipList, MembershipRecord
+    from shared.tenants.records import ActivatedTenant, NewMember, NewTenant, TenantList, TenantRecord
+
+    operator = (ADMIN,)
+    described = "The admin bearer token must also carry the platform operator's app role (PLATFORM_ROLE): 403 else."
+    tenant_id = _id("tenant id")
+    return (
+        Operation(
+            "list_tenants", "get", "/api/platform/tenants", "listTenants", "The medical centres this hub serves",
+            operator, (Answer(200, "the tenants", TenantList),), (401, 403), description=described,
+        ),
+        Operation(
+            "create_tenant", "post", "/api/platform/tenants", "createTenant", "Serve a new medical centre", operator,
+            (Answer(201, "created", TenantRecord),), (400, 401, 403, 409, 413, 415), body=Body(NewTenant),
+            description=described,
+        ),
+        Operation(
+            "get_tenant", "get", "/api/platform/tenants/{id}", "getTenant", "One tenant", operator,
+            (Answer(200, "the tenant", TenantRecord),), (401, 403, 404), params=(tenant_id,), description=described,
+        ),
+        Operation(
+            "suspend_tenant", "post", "/api/platform/tenants/{id}/suspend", "suspendTenant",
+            "Suspend a tenant: its credentials are refused and its queued work is held", operator,
+            (Answer(200, "suspended", TenantRecord),), (401, 403, 404), params=(tenant_id,), description=described,
+        ),
+        Operation(
+            "activate_tenant", "post", "/api/platform/tenants/{id}/activate", "activateTenant",
+            "Reactivate a tenant: its held records go through the pipeline again", operator,
+            (Answer(200, "active", ActivatedTenant),), (401, 403, 404), params=(tenant_id,), description=described,
+        ),
+        Operation(
+            "list_members", "get", "/api/platform/tenants/{id}/members", "listTenantMembers",
+            "Who administers the tenant (principals and groups)", operator,
+            (Answer(200, "the memberships", MembershipList),), (401, 403, 404), params=(tenant_id,),
+            description=described,
+        ),
+        Operation(
+            "add_member", "post", "/api/platform/tenants/{id}/members", "addTenantMember",
+            "Let a principal (oid:...) or an Entra group (group:...) administer the tenant", operator,
+            (Answer(201, "a member", MembershipRecord),), (400, 401, 403, 404, 413, 415), params=(tenant_id,),
+            body=Body(NewMember), description=described,
+        ),
+        Operation(
+            "remove_member", "delete", "/api/platform/tenants/{id}/members/{member}", "removeTenantMember",
+            "End a membership (harmless when there is none)", operator, (Answer(204, "removed"),),
+            (400, 401, 403, 404),
+            params=(tenant_id, Param("member", "path", "oid:<object id> or group:<group object id>", required=True)),
+            description=described,
+        ),
+    )  # fmt: skip
+
+
 def _operations() -> tuple[Operation, ...]:
     from shared.api.answers import (
         Accepted,
@@ -299,6 +352,7 @@ def _operations() -> tuple[Operation, ...]:
             ("notifySecret",), (Answer(200, "queued"),), (400, 403, 404, 413),
             params=(notify_secret,), body=Body(None, ("application/x-www-form-urlencoded",)),
         ),
+        *_platform_operations(),
         Operation(
             "openapi", "get", "/api/openapi.json", "openapi", "This document", ("functionKey",),
             (Answer(200, "the OpenAPI 3.1 document"),),

@@ -31,6 +31,10 @@ class MembershipRecord(Record):
     created_at: Instant = Field(alias="createdAt")
 
 
+class MembershipList(Record):
+    items: list[MembershipRecord]
+
+
 def principal_key(principal: str) -> str:
     kind, _, value = principal.partition(":")
     if kind not in ("oid", "group") or not value.strip():
@@ -48,6 +52,12 @@ class Memberships:
         record = MembershipRecord(id=f"{tenant_id}|{key}", principal=key, tenant_id=tenant_id, created_at=self.clock())
         self.container.upsert_item(record.to_item())  # granting again changes nothing that matters
         return record
+
+    def of_tenant(self, tenant_id: str) -> list[MembershipRecord]:
+        query = "SELECT * FROM c WHERE c.tenantId = @tenant ORDER BY c.id"
+        parameters: list[dict[str, object]] = [{"name": "@tenant", "value": tenant_id}]
+        items = self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True)
+        return [MembershipRecord.from_item(item) for item in items]
 
     def revoke(self, tenant_id: str, principal: str) -> None:
         key = principal_key(principal)

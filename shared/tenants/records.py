@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -51,3 +52,38 @@ class TenantRecord(Record):
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+class TenantList(Record):
+    items: list[TenantRecord]
+
+
+class ActivatedTenant(TenantRecord):
+    re_driven: int = Field(alias="reDriven", description="held records sent through the pipeline again")
+
+
+class NewTenant(Record):
+    """A medical centre to serve (``POST /api/platform/tenants``)."""
+
+    id: str = Field(description="lower case letters, digits and dashes; part of every id the tenant owns")
+    name: str = Field(min_length=1, max_length=200)
+    fhir_url: str | None = Field(default=None, alias="fhirUrl", description="its own FHIR service; unset: the hub's")
+    attribution_lookback_days: int | None = Field(default=None, alias="attributionLookbackDays", ge=0, le=365)
+    medisante_api_key_hashes: list[str] = Field(
+        default_factory=list, alias="medisanteApiKeyHashes", max_length=20, description="SHA-256 hex digests"
+    )
+
+    @field_validator("fhir_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("fhirUrl is the absolute http(s) base URL of a FHIR R4 service")
+        return value
+
+
+class NewMember(Record):
+    """Who may administer a tenant (``POST /api/platform/tenants/{id}/members``)."""
+
+    member: str = Field(min_length=5, max_length=200, description="oid:<object id> or group:<group object id>")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from shared.pipeline.store import RawRecordStore
     from shared.tenants.directory import TenantDirectory
     from shared.tenants.held import HeldRecords
+    from shared.tenants.memberships import MembershipRecord, Memberships
     from shared.tenants.records import TenantRecord
     from shared.tenants.registry import TenantRegistry
 
@@ -23,6 +24,7 @@ class TenantAdministration:
     directory: TenantDirectory
     held: HeldRecords
     raw_store: RawRecordStore
+    memberships: Memberships
 
     def create(self, tenant_id: str, name: str, **options: Any) -> TenantRecord:
         tenant = self.registry.create(tenant_id, name, **options)
@@ -44,3 +46,15 @@ class TenantAdministration:
             self.held.release(tenant_id, record.receipt_id)
             redriven.append(record.receipt_id)
         return tenant, redriven
+
+    def add_member(self, tenant_id: str, member: str) -> MembershipRecord:
+        self.registry.get(tenant_id)  # 404 for a tenant that does not exist
+        return self.memberships.grant(tenant_id, member)
+
+    def remove_member(self, tenant_id: str, member: str) -> None:
+        self.registry.get(tenant_id)
+        self.memberships.revoke(tenant_id, member)
+
+    def members(self, tenant_id: str) -> list[MembershipRecord]:
+        self.registry.get(tenant_id)
+        return self.memberships.of_tenant(tenant_id)

@@ -595,3 +595,131 @@ def test_a_bff_hosted_elsewhere_sends_healthkit_into_its_own_tenant_only(clean_c
     process(store)
     assert _tenants_written(clean_fhir) == {"clinic-a"}
     assert upload("anna", "clinic-a")[0] == 202  # the same, naming its tenant
+
+
+def test_platform_operators_manage_tenants_and_their_members_over_http(clean_cosmos):
+    from shared.localstack import LOCAL_ADMIN_CLIENT, LOCAL_PLATFORM_CLIENT
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import client_token, send
+
+    operator, admin_token = client_token(LOCAL_PLATFORM_CLIENT), client_token(LOCAL_ADMIN_CLIENT)
+
+    def call(name: str, method: str, token: str = operator, body: dict | None = None, **route: str):
+        return answer(send(registered(name), method, "x", token=token, body=body, route_params=route))
+
+    new = {"id": "clinic-x", "name": "Clinic X", "attributionLookbackDays": 3}
+    assert call("create_tenant", "POST", admin_token, new)[0] == 403  # an admin is not a platform operator
+    status, tenant = call("create_tenant", "POST", body=new)
+    assert (status, tenant["id"], tenant["status"], tenant["settings"]["attributionLookbackDays"]) == (
+        201, "clinic-x", "active", 3
+    )  # fmt: skip
+    assert call("create_tenant", "POST", body=new)[0] == 409
+    status, refused = call("create_tenant", "POST", body={"id": "Clinic X!", "name": "x"})
+    assert (status, refused["error"]["code"]) == (400, "bad_request")
+    assert "tenant id" in refused["error"]["message"]
+    bad_url = {"id": "clinic-y", "name": "Y", "fhirUrl": "file:///etc/passwd"}
+    assert call("create_tenant", "POST", body=bad_url)[0] == 400
+    status, listed = call("list_tenants", "GET")
+    assert (status, [t["id"] for t in listed["items"]]) == (200, ["clinic-x"])
+    assert call("get_tenant", "GET", id="clinic-nowhere")[0] == 404
+
+    # A member administers the tenant; suspended, it is refused; removed, it is no member.
+    member = {"member": f"oid:{LOCAL_ADMIN_CLIENT[0]}"}
+    assert call("add_member", "POST", body=member, id="clinic-nowhere")[0] == 404
+    assert call("add_member", "POST", body={"member": "someone"}, id="clinic-x")[0] == 400
+    status, membership = call("add_member", "POST", body=member, id="clinic-x")
+    assert (status, membership["tenantId"], membership["principal"]) == (201, "clinic-x", member["member"])
+    assert [m["principal"] for m in call("list_members", "GET", id="clinic-x")[1]["items"]] == [member["member"]]
+    assert call("list_devices", "GET", admin_token)[0] == 200  # its only tenant: clinic-x
+    status, suspended = call("suspend_tenant", "POST", id="clinic-x")
+    assert (status, suspended["status"]) == (200, "suspended")
+    assert call("list_devices", "GET", admin_token)[1]["error"]["code"] == "tenant_suspended"
+    status, active = call("activate_tenant", "POST", id="clinic-x")
+    assert (status, active["status"], active["reDriven"]) == (200, "active", 0)
+    assert call("list_devices", "GET", admin_token)[0] == 200
+    removed = send(registered("remove_member"), "DELETE", "x", token=operator,
+                   route_params={"id": "clinic-x", "member": member["member"]})  # fmt: skip
+    assert removed.status_code == 204
+    assert call("list_members", "GET", id="clinic-x")[1]["items"] == []
+    assert call("list_devices", "GET", admin_token)[0] == 403  # no membership any more
+
+
+def test_isolation_every_endpoint_with_one_tenants_credential_on_anothers_objects(clean_cosmos, clean_fhir, store):
+    """The isolation suite over the whole contract: a member of clinic-a (an admin, a service, a
+    session) tries every operation on clinic-b's objects, by path and by id; nothing of clinic-b
+    is read, listed, changed or written."""
+    import hashlib
+
+    from shared.api.contract import operations
+    from shared.consent.models import ConsentGrant
+    from shared.localstack import LOCAL_ADMIN_CLIENT, LOCAL_INGEST_CLIENT
+    from tests.helpers.app import UPLOAD
+    from tests.helpers.clinic import process
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import client_token, put_patient, send
+
+    for tenant in ("clinic-a", "clinic-b"):
+        key = hashlib.sha256(f"{tenant}-key-000001".encode()).hexdigest()
+        clean_cosmos.tenant_administration.create(tenant, tenant.title(), medisante_key_hashes=[key])
+    for member in (LOCAL_ADMIN_CLIENT, LOCAL_INGEST_CLIENT):
+        clean_cosmos.tenant_administration.add_member("clinic-a", f"oid:{member[0]}")
+    put_patient(clean_fhir, "anna-a", tenant="clinic-a")
+    put_patient(clean_fhir, "anna-b", tenant="clinic-b")
+    devices_b = clean_cosmos.devices.for_tenant("clinic-b")
+    device_b, _ = devices_b.register(_registration("866000000000123"))
+    devices_b.assign(device_b.id, "anna-b")
+    grant = ConsentGrant(patient_id="anna-b", source="medisante", scopes=["body-weight"], attestation="clinic")
+    consent_b, _ = clean_cosmos.consents.for_tenant("clinic-b").grant(grant, "clinic-b-admin")
+    admin_token, ingest_token = client_token(LOCAL_ADMIN_CLIENT), client_token(LOCAL_INGEST_CLIENT)
+
+    # By path: every /api/tenants/{tenantId}/... operation, naming clinic-b.
+    objects = {"id": device_b.id, "format": "healthkit-json", "secret": "0" * 64}
+    tried: dict[str, int] = {}
+    for operation in operations():
+        if not operation.function.startswith("tenant_"):
+            continue
+        path_params = [param.name for param in operation.params if param.where == "path"]
+        route = {**{name: objects.get(name, "x") for name in path_params}, "tenantId": "clinic-b"}
+        if "consent" in operation.function:
+            route["id"] = consent_b.id
+        token = ingest_token if "healthkit" in operation.function else admin_token
+        headers = {"x-patient-id": "anna-b"}
+        response = send(registered(operation.function), operation.method.upper(), "x", token=token,
+                        body={}, route_params=route, headers=headers)  # fmt: skip
+        tried[f"{operation.method} {operation.path}"] = response.status_code
+    assert len(tried) >= 14
+    refused = {path: status for path, status in tried.items() if "/withings/notify/" not in path}
+    assert set(refused.values()) == {403}, tried  # not a member of clinic-b
+    notify = "/api/tenants/{tenantId}/withings/notify/{secret}"
+    assert {tried[f"head {notify}"], tried[f"post {notify}"]} == {404}  # not clinic-b's secret
+
+    # By id on the unprefixed routes (clinic-a's own tenant): clinic-b's objects do not exist.
+    def call(name: str, method: str, token: str = admin_token, **kwargs):
+        return answer(send(registered(name), method, "x", token=token, **kwargs))[0]
+
+    correction = {"patientId": "anna-a", "from": "2026-01-01T00:00:00Z"}
+    assignment = {"deviceId": "866000000000999", "deviceProvider": "medisante", "deviceType": "scale"}
+    assignment["assignedPatientId"] = "anna-b"
+    upload = {"route_params": {"format": "healthkit-json"}, "headers": {"x-patient-id": "anna-b"}, "body": UPLOAD}
+    by_id = {
+        "get device": call("get_device", "GET", route_params={"id": device_b.id}),
+        "unassign": call("unassign_device", "POST", route_params={"id": device_b.id}),
+        "correct": call("correct_attribution", "POST", route_params={"id": device_b.id}, body=correction),
+        "get consent": call("get_consent", "GET", route_params={"id": consent_b.id}),
+        "revoke consent": call("revoke_consent", "POST", route_params={"id": consent_b.id}),
+        "grant for b's patient": call("grant_consent", "POST", body=grant.model_dump(by_alias=True)),
+        "assign to b's patient": call("assign_device", "POST", body=assignment),
+        "withings for b's patient": call("withings_connect", "GET", params={"patient": "anna-b"}),
+        "healthkit for b's patient": call("healthkit_ingest", "POST", ingest_token, **upload),
+    }
+    assert {name: status for name, status in by_id.items() if status not in (404, 422)} == {}
+    status, listed = answer(send(registered("list_devices"), "GET", "x", token=admin_token))
+    assert (status, listed["items"]) == (200, [])  # clinic-a lists nothing of clinic-b's
+    status, listed = answer(send(registered("list_consents"), "GET", "x", token=admin_token))
+    assert (status, listed["items"]) == (200, [])
+
+    # clinic-b's objects are as they were, and nothing was written for it.
+    assert devices_b.get(device_b.id).patient_id == "anna-b"
+    assert clean_cosmos.consents.for_tenant("clinic-b").get(consent_b.id).active
+    process(store)
+    assert _tenants_written(clean_fhir) <= {"clinic-a"}

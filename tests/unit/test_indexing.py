@@ -37,6 +37,14 @@ EXPECTED_HTTP = {
     "withings_callback": ("withings/callback", ["GET"], "ANONYMOUS"),
     "withings_disconnect": ("withings/disconnect", ["POST"], "ANONYMOUS"),
     "withings_notify": ("withings/notify/{secret}", ["HEAD", "POST"], "ANONYMOUS"),
+    "list_tenants": ("platform/tenants", ["GET"], "ANONYMOUS"),
+    "create_tenant": ("platform/tenants", ["POST"], "ANONYMOUS"),
+    "get_tenant": ("platform/tenants/{id}", ["GET"], "ANONYMOUS"),
+    "suspend_tenant": ("platform/tenants/{id}/suspend", ["POST"], "ANONYMOUS"),
+    "activate_tenant": ("platform/tenants/{id}/activate", ["POST"], "ANONYMOUS"),
+    "list_members": ("platform/tenants/{id}/members", ["GET"], "ANONYMOUS"),
+    "add_member": ("platform/tenants/{id}/members", ["POST"], "ANONYMOUS"),
+    "remove_member": ("platform/tenants/{id}/members/{member}", ["DELETE"], "ANONYMOUS"),
 }
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
