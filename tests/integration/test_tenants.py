@@ -723,3 +723,49 @@ def test_isolation_every_endpoint_with_one_tenants_credential_on_anothers_object
     assert clean_cosmos.consents.for_tenant("clinic-b").get(consent_b.id).active
     process(store)
     assert _tenants_written(clean_fhir) <= {"clinic-a"}
+
+
+def test_the_same_healthkit_uuids_in_two_tenants_are_unrelated_readings(clean_cosmos, clean_fhir, store):
+    from shared.fhir.mapping import tenant_of
+    from shared.localstack import LOCAL_INGEST_CLIENT
+    from tests.helpers.app import UPLOAD
+    from tests.helpers.clinic import process
+    from tests.helpers.common import answer, registered
+    from tests.helpers.stack import client_token, put_patient, search, send
+
+    patients = {"clinic-a": "anna-a", "clinic-b": "anna-b"}
+    for tenant, patient in patients.items():
+        clean_cosmos.tenant_administration.create(tenant, tenant.title())
+        clean_cosmos.tenant_administration.add_member(tenant, f"oid:{LOCAL_INGEST_CLIENT[0]}")
+        put_patient(clean_fhir, patient, tenant=tenant)
+    token = client_token(LOCAL_INGEST_CLIENT)
+
+    def upload(tenant: str, document: dict) -> int:
+        route = {"tenantId": tenant, "format": "healthkit-json"}
+        headers = {"x-patient-id": patients[tenant]}
+        handler = registered("tenant_healthkit_ingest")
+        return answer(send(handler, "POST", "x", token=token, body=document, route_params=route, headers=headers))[0]
+
+    assert answer(send(registered("healthkit_ingest"), "POST", "x", token=token, body=UPLOAD,
+                       route_params={"format": "healthkit-json"}, headers={"x-patient-id": "anna-a"}))[0] == 400
+    for tenant in patients:  # a member of two tenants names one; the same samples, UUIDs and all
+        assert upload(tenant, UPLOAD) == 202
+    process(store)
+    written = {
+        tenant: search(clean_fhir, "Observation", subject=f"Patient/{patient}", _count="200")
+        for tenant, patient in patients.items()
+    }
+    assert len(written["clinic-a"]) == len(written["clinic-b"]) > 0
+    assert not {o["id"] for o in written["clinic-a"]} & {o["id"] for o in written["clinic-b"]}
+    for tenant, observations in written.items():
+        assert {tenant_of(o) for o in observations} == {tenant}
+
+    # A deletion by UUID in clinic-a deletes clinic-a's reading only.
+    heart_rate_uuid = UPLOAD["samples"][0]["uuid"]
+    assert upload("clinic-a", {"deleted": [{"uuid": heart_rate_uuid}]}) == 202
+    process(store)
+    statuses = {}
+    for tenant, patient in patients.items():
+        [heart_rate] = search(clean_fhir, "Observation", subject=f"Patient/{patient}", code="8867-4")
+        statuses[tenant] = heart_rate["status"]
+    assert statuses == {"clinic-a": "entered-in-error", "clinic-b": "final"}
