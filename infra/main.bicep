@@ -22,6 +22,9 @@ param adminTokenClientId string = ''
 @description('App role an admin token must carry.')
 param adminRole string = 'IoMT.Admin'
 
+@description('App role of platform operators. Medical centres (tenants) are not deployed: after deployment an operator whose admin token also carries this role adds each one with POST /api/platform/tenants (or python -m shared.cli tenant create), gives it its Medisanté key digests and its admins (members), and may point it at its own FHIR service. With no tenant added, the deployment serves one, the default tenant.')
+param platformRole string = 'IoMT.Platform'
+
 @secure()
 @description('Comma-separated SHA-256 hex digests of the accepted Medisanté x-api-key values (stored in Key Vault).')
 param medisanteApiKeyHashes string
@@ -213,6 +216,7 @@ module functionApp 'app/function.bicep' = {
       ADMIN_TOKEN_AUDIENCE: adminTokenAudience
       ADMIN_TOKEN_CLIENT_ID: adminTokenClientId
       ADMIN_ROLE: adminRole
+      PLATFORM_ROLE: platformRole
     })
   }
 }
@@ -247,3 +251,4 @@ output ADMIN_TOKEN_ISSUER string = '${environment().authentication.loginEndpoint
 output ADMIN_TOKEN_AUDIENCE string = adminTokenAudience
 output ADMIN_TOKEN_CLIENT_ID string = adminTokenClientId
 output ADMIN_ROLE string = adminRole
+output PLATFORM_ROLE string = platformRole
