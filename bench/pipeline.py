@@ -309,7 +309,7 @@ def withings_backfill(context: Any, calls: Calls, options: QueueOptions) -> list
     from shared.sources.withings.client import Tokens
     from shared.sources.withings.jobs import SyncJob
 
-    delete_if_present(context.withings_budget.container, BUDGET_ID, BUDGET_ID)  # a fresh minute's budget
+    delete_if_present(context.withings_budget.counter.container, BUDGET_ID, BUDGET_ID)  # a fresh minute's budget
     api = context.settings.withings_api_url
     now = int(time.time())
     weight = {"type": 1, "unit": -3}
