@@ -2,7 +2,19 @@
 
 import azure.functions as func
 
-from shared.api import bff, consents, devices, health, healthkit, medisante, openapi, pipeline, platform, withings
+from shared.api import (
+    bff,
+    consents,
+    devices,
+    health,
+    healthkit,
+    medisante,
+    openapi,
+    partners,
+    pipeline,
+    platform,
+    withings,
+)
 from shared.logs import configure_logging
 
 configure_logging()  # before any function runs: the SDKs' URL logging is held back
@@ -19,3 +31,4 @@ app.register_functions(bff.bp)
 app.register_functions(healthkit.bp)
 app.register_functions(withings.bp)
 app.register_functions(platform.bp)
+app.register_functions(partners.bp)

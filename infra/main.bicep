@@ -76,6 +76,7 @@ var cosmosContainers = [
   { name: 'tenants', partitionKey: '/id' }
   { name: 'held-records', partitionKey: '/tenantId' }
   { name: 'memberships', partitionKey: '/principal' }
+  { name: 'partner-apps', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

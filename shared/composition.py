@@ -39,6 +39,7 @@ from shared.names import (
     LOCKS_CONTAINER,
     MEMBERSHIPS_CONTAINER,
     PARKED_CONTAINER,
+    PARTNER_APPS_CONTAINER,
     RESET_OUTBOX_QUEUE,
     SESSIONS_CONTAINER,
     TENANTS_CONTAINER,
@@ -48,6 +49,7 @@ from shared.names import (
     WITHINGS_SYNC_POISON_QUEUE,
     WITHINGS_SYNC_QUEUE,
 )
+from shared.partners.registry import AppRegistry
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.deletions import Deletions
 from shared.pipeline.parking import ParkedReadings
@@ -166,6 +168,10 @@ class AppContext:
     @cached_property
     def memberships(self) -> Memberships:
         return Memberships(self.cosmos.get_container_client(MEMBERSHIPS_CONTAINER))
+
+    @cached_property
+    def partner_apps(self) -> AppRegistry:
+        return AppRegistry(self.cosmos.get_container_client(PARTNER_APPS_CONTAINER))
 
     @cached_property
     def held(self) -> HeldRecords:

@@ -31,6 +31,7 @@ CURSORS_CONTAINER = "sync-cursors"
 TENANTS_CONTAINER = "tenants"
 HELD_CONTAINER = "held-records"  # raw records of a suspended tenant, kept until it is reactivated
 MEMBERSHIPS_CONTAINER = "memberships"  # admin principal or group → tenant
+PARTNER_APPS_CONTAINER = "partner-apps"  # the partner platform's registered applications
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -46,4 +47,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     TENANTS_CONTAINER: "/id",
     HELD_CONTAINER: "/tenantId",
     MEMBERSHIPS_CONTAINER: "/principal",
+    PARTNER_APPS_CONTAINER: "/id",
 }

@@ -112,7 +112,63 @@ TENANT_SCOPED = {
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
     "withings_connect", "withings_disconnect", "withings_notify", "healthkit_ingest",
+    "list_tenant_apps", "enable_app", "disable_app",
 }  # fmt: skip
+
+
+def _partner_app_operations() -> tuple[Operation, ...]:
+    from shared.partners.records import (
+        APP_STATUSES,
+        AppList,
+        AppRegistration,
+        AppView,
+        RegisteredApp,
+        TenantAppList,
+        TenantAppView,
+    )
+
+    operator = "The admin bearer token must also carry the platform operator's app role (PLATFORM_ROLE)."
+    client_id = Param("clientId", "path", "the app's client_id", required=True)
+    return (
+        Operation(
+            "register_app", "post", "/api/partner/apps", "registerApp",
+            "Register a partner app (pending until a platform operator approves it)", (),
+            (Answer(201, "registered; a confidential app's secret is in the answer, once", RegisteredApp),),
+            (400, 413, 415, 429), body=Body(AppRegistration),
+            description="No credential: a new app can do nothing until approved. Limited per client address "
+            "(429 with Retry-After). web apps are confidential (a client secret); native apps are public and must "
+            "use PKCE (S256); device apps use the device authorization grant. Redirect URIs are matched exactly.",
+        ),
+        Operation(
+            "list_apps", "get", "/api/platform/apps", "listApps", "Every registered app", (ADMIN,),
+            (Answer(200, "the apps", AppList),), (400, 401, 403),
+            params=(Param("status", "query", "status", APP_STATUSES),), description=operator,
+        ),
+        Operation(
+            "approve_app", "post", "/api/platform/apps/{clientId}/approve", "approveApp", "Approve an app", (ADMIN,),
+            (Answer(200, "approved", AppView),), (401, 403, 404), params=(client_id,), description=operator,
+        ),
+        Operation(
+            "suspend_app", "post", "/api/platform/apps/{clientId}/suspend", "suspendApp",
+            "Suspend an app: it can do nothing until approved again", (ADMIN,),
+            (Answer(200, "suspended", AppView),), (401, 403, 404), params=(client_id,), description=operator,
+        ),
+        Operation(
+            "list_tenant_apps", "get", "/api/apps", "listTenantApps",
+            "The approved apps, each with whether the caller's tenant enabled it", (ADMIN,),
+            (Answer(200, "the apps", TenantAppList),), (401, 403),
+        ),
+        Operation(
+            "enable_app", "post", "/api/apps/{clientId}/enable", "enableApp",
+            "Let the tenant's patients and staff use an approved app", (ADMIN,),
+            (Answer(200, "enabled", TenantAppView),), (401, 403, 404, 409), params=(client_id,),
+        ),
+        Operation(
+            "disable_app", "post", "/api/apps/{clientId}/disable", "disableApp",
+            "Stop the tenant's use of an app (harmless when it was not enabled)", (ADMIN,),
+            (Answer(200, "disabled", TenantAppView),), (401, 403, 404), params=(client_id,),
+        ),
+    )  # fmt: skip
 
 
 def _platform_operations() -> tuple[Operation, ...]:
@@ -353,6 +409,7 @@ def _operations() -> tuple[Operation, ...]:
             params=(notify_secret,), body=Body(None, ("application/x-www-form-urlencoded",)),
         ),
         *_platform_operations(),
+        *_partner_app_operations(),
         Operation(
             "openapi", "get", "/api/openapi.json", "openapi", "This document", ("functionKey",),
             (Answer(200, "the OpenAPI 3.1 document"),),

@@ -45,11 +45,19 @@ EXPECTED_HTTP = {
     "list_members": ("platform/tenants/{id}/members", ["GET"], "ANONYMOUS"),
     "add_member": ("platform/tenants/{id}/members", ["POST"], "ANONYMOUS"),
     "remove_member": ("platform/tenants/{id}/members/{member}", ["DELETE"], "ANONYMOUS"),
+    "register_app": ("partner/apps", ["POST"], "ANONYMOUS"),
+    "list_apps": ("platform/apps", ["GET"], "ANONYMOUS"),
+    "approve_app": ("platform/apps/{clientId}/approve", ["POST"], "ANONYMOUS"),
+    "suspend_app": ("platform/apps/{clientId}/suspend", ["POST"], "ANONYMOUS"),
+    "list_tenant_apps": ("apps", ["GET"], "ANONYMOUS"),
+    "enable_app": ("apps/{clientId}/enable", ["POST"], "ANONYMOUS"),
+    "disable_app": ("apps/{clientId}/disable", ["POST"], "ANONYMOUS"),
 }
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",
     "grant_consent", "list_consents", "get_consent", "revoke_consent",
     "withings_connect", "withings_disconnect", "withings_notify", "healthkit_ingest",
+    "list_tenant_apps", "enable_app", "disable_app",
 )  # fmt: skip
 EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
     f"tenant_{name}": (f"tenants/{{tenantId}}/{EXPECTED_HTTP[name][0]}", *EXPECTED_HTTP[name][1:])
