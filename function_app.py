@@ -9,6 +9,7 @@ from shared.api import (
     health,
     healthkit,
     medisante,
+    oauth,
     openapi,
     partners,
     pipeline,
@@ -32,3 +33,4 @@ app.register_functions(healthkit.bp)
 app.register_functions(withings.bp)
 app.register_functions(platform.bp)
 app.register_functions(partners.bp)
+app.register_functions(oauth.bp)

@@ -77,6 +77,7 @@ var cosmosContainers = [
   { name: 'held-records', partitionKey: '/tenantId' }
   { name: 'memberships', partitionKey: '/principal' }
   { name: 'partner-apps', partitionKey: '/id' }
+  { name: 'partner-grants', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

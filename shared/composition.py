@@ -40,6 +40,7 @@ from shared.names import (
     MEMBERSHIPS_CONTAINER,
     PARKED_CONTAINER,
     PARTNER_APPS_CONTAINER,
+    PARTNER_GRANTS_CONTAINER,
     RESET_OUTBOX_QUEUE,
     SESSIONS_CONTAINER,
     TENANTS_CONTAINER,
@@ -49,6 +50,7 @@ from shared.names import (
     WITHINGS_SYNC_POISON_QUEUE,
     WITHINGS_SYNC_QUEUE,
 )
+from shared.partners.authorization import GrantStore, PartnerAuthorizationServer
 from shared.partners.registry import AppRegistry
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.deletions import Deletions
@@ -172,6 +174,11 @@ class AppContext:
     @cached_property
     def partner_apps(self) -> AppRegistry:
         return AppRegistry(self.cosmos.get_container_client(PARTNER_APPS_CONTAINER))
+
+    @cached_property
+    def authorization_server(self) -> PartnerAuthorizationServer:
+        store = GrantStore(self.cosmos.get_container_client(PARTNER_GRANTS_CONTAINER))
+        return PartnerAuthorizationServer(self.partner_apps, store)
 
     @cached_property
     def held(self) -> HeldRecords:

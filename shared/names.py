@@ -32,6 +32,7 @@ TENANTS_CONTAINER = "tenants"
 HELD_CONTAINER = "held-records"  # raw records of a suspended tenant, kept until it is reactivated
 MEMBERSHIPS_CONTAINER = "memberships"  # admin principal or group → tenant
 PARTNER_APPS_CONTAINER = "partner-apps"  # the partner platform's registered applications
+PARTNER_GRANTS_CONTAINER = "partner-grants"  # their codes and tokens, by the digest of the value
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -48,4 +49,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     HELD_CONTAINER: "/tenantId",
     MEMBERSHIPS_CONTAINER: "/principal",
     PARTNER_APPS_CONTAINER: "/id",
+    PARTNER_GRANTS_CONTAINER: "/id",
 }

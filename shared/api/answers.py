@@ -82,3 +82,20 @@ class HealthKitUpload(BaseModel):
     permissions: list[str] | None = Field(default=None, description="the HealthKit types the user granted")
     samples: list[dict[str, Any]] = Field(default_factory=list, description="HealthKit samples (uuid, type, ...)")
     deleted: list[dict[str, Any]] = Field(default_factory=list, description="deleted samples ({uuid})")
+
+
+class TokenAnswer(BaseModel):
+    """The partner token endpoint's answer (RFC 6749 5.1)."""
+
+    access_token: str
+    token_type: str = Field(description="Bearer")
+    expires_in: int = Field(description="seconds (900)")
+    scope: str = Field(description="the granted scopes, space separated: the ones the user left ticked")
+    refresh_token: str | None = Field(default=None, description="with offline_access; rotates on every use")
+
+
+class OAuthErrorAnswer(BaseModel):
+    """An OAuth error (RFC 6749 5.2), as OAuth client libraries read it."""
+
+    error: str = Field(description="invalid_request, invalid_client, invalid_grant, invalid_scope, ...")
+    error_description: str | None = None

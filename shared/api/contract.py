@@ -116,6 +116,36 @@ TENANT_SCOPED = {
 }  # fmt: skip
 
 
+def _oauth_operations() -> tuple[Operation, ...]:
+    from shared.api.answers import OAuthErrorAnswer, TokenAnswer
+
+    client_auth = (
+        "A confidential app authenticates with its client secret (HTTP Basic, or client_id and client_secret in "
+        "the form); a public app sends its client_id. Errors are OAuth's own body (RFC 6749 5.2)."
+    )
+    form = Body(None, ("application/x-www-form-urlencoded",))
+    errors = (
+        Answer(400, "an OAuth error: invalid_request, invalid_grant, invalid_scope, unsupported_grant_type",
+               OAuthErrorAnswer),
+        Answer(401, "invalid_client: unknown, unapproved or suspended app, or a wrong secret", OAuthErrorAnswer),
+    )  # fmt: skip
+    return (
+        Operation(
+            "partner_token", "post", "/api/oauth2/token", "partnerToken",
+            "Partner apps' token endpoint: authorization_code (with the PKCE code_verifier) or refresh_token", (),
+            (Answer(200, "tokens", TokenAnswer), *errors), (413, 415), body=form,
+            description=client_auth + " Codes are single use and live 60 s; refresh tokens rotate, and a rotated "
+            "one used again revokes every token of its grant.",
+        ),
+        Operation(
+            "partner_revoke", "post", "/api/oauth2/revoke", "partnerRevoke",
+            "Revoke a token (RFC 7009): the app's whole grant ends", (),
+            (Answer(200, "revoked (also for a token that was not valid)"), *errors), (413, 415), body=form,
+            description=client_auth,
+        ),
+    )  # fmt: skip
+
+
 def _partner_app_operations() -> tuple[Operation, ...]:
     from shared.partners.records import (
         APP_STATUSES,
@@ -410,6 +440,7 @@ def _operations() -> tuple[Operation, ...]:
         ),
         *_platform_operations(),
         *_partner_app_operations(),
+        *_oauth_operations(),
         Operation(
             "openapi", "get", "/api/openapi.json", "openapi", "This document", ("functionKey",),
             (Answer(200, "the OpenAPI 3.1 document"),),

@@ -52,16 +52,17 @@ def sim_calls(prefix: str) -> int:
 
 
 def user_data() -> dict[str, Any]:
+    now = int(time.time())  # not the module's import time: the cursor overlap is 5 minutes
     groups = json.loads((FIXTURES / "withings" / "getmeas.json").read_text())["body"]["measuregrps"]
     for group in groups:
-        group["modified"] = NOW - 120
+        group["modified"] = now - 120
     groups.append(
         {
             "grpid": 2726399000,
             "attrib": 0,
-            "date": NOW - 3600,
-            "created": NOW - 3500,
-            "modified": NOW - 120,
+            "date": now - 3600,
+            "created": now - 3500,
+            "modified": now - 120,
             "category": 1,
             "deviceid": "0f0e0d0c0b0a",
             "model": "ScanWatch",
@@ -73,14 +74,14 @@ def user_data() -> dict[str, Any]:
         "model": "ScanWatch",
         "ecg": {"signalid": 777, "afib": 0},
         "heart_rate": 72,
-        "timestamp": NOW - 7200,
+        "timestamp": now - 7200,
         "timezone": "Europe/Paris",
-        "modified": NOW - 100,
+        "modified": now - 100,
         "signal": [(i * 37) % 400 - 200 for i in range(300 * 30)],
         "sampling_frequency": 300,
     }
     activities = [
-        {"date": "2026-11-20", "steps": 8412, "timezone": "Europe/Paris", "deviceid": None, "modified": NOW - 50}
+        {"date": "2026-11-20", "steps": 8412, "timezone": "Europe/Paris", "deviceid": None, "modified": now - 50}
     ]
     return {"userid": USERID, "measuregrps": groups, "series": [series], "activities": activities}
 

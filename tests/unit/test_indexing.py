@@ -52,6 +52,8 @@ EXPECTED_HTTP = {
     "list_tenant_apps": ("apps", ["GET"], "ANONYMOUS"),
     "enable_app": ("apps/{clientId}/enable", ["POST"], "ANONYMOUS"),
     "disable_app": ("apps/{clientId}/disable", ["POST"], "ANONYMOUS"),
+    "partner_token": ("oauth2/token", ["POST"], "ANONYMOUS"),
+    "partner_revoke": ("oauth2/revoke", ["POST"], "ANONYMOUS"),
 }
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",

@@ -1,0 +1,72 @@
+"""The partner platform's OAuth 2.0 endpoints (``shared.partners.authorization``): the token
+endpoint (authorization code with PKCE, refresh token) and revocation. Their errors are OAuth's
+own (RFC 6749 5.2: ``{"error", "error_description"}``), which is what OAuth client libraries
+read. The BFF's ``POST /api/oauth/token`` (the app's password login) is another endpoint."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+import azure.functions as func
+
+from shared.api.callers import ANONYMOUS
+from shared.api.context import get_context
+from shared.api.http import decode_utf8, endpoint, read_body, require_media_type
+from shared.errors import BadRequest
+
+if TYPE_CHECKING:
+    from shared.partners.authorization import OAuthAnswer, OAuthCall
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+FORM = "application/x-www-form-urlencoded"
+FORM_MAX_BYTES = 8192
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _call(req: func.HttpRequest) -> OAuthCall:
+    from shared.partners.authorization import OAuthCall
+
+    require_media_type(req, (FORM,))
+    text = decode_utf8(read_body(req, FORM_MAX_BYTES))
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError:
+        raise BadRequest("the body is not a form-encoded body") from None
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)):
+        raise BadRequest("a parameter appears more than once")  # RFC 6749 3.2: parameters are single
+    return OAuthCall(req.method, req.url, dict(pairs), dict(req.headers.items()))
+
+
+def _response(answer: OAuthAnswer) -> func.HttpResponse:
+    headers = {**answer.headers, **NO_STORE}
+    headers.pop("Content-Type", None)
+    return func.HttpResponse(answer.body, status_code=answer.status, headers=headers, mimetype="application/json")
+
+
+def _invalid_request(message: str) -> func.HttpResponse:
+    body = json.dumps({"error": "invalid_request", "error_description": message})
+    return func.HttpResponse(body, status_code=400, headers=NO_STORE, mimetype="application/json")
+
+
+@bp.route(route="oauth2/token", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def partner_token(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        call = _call(req)
+    except BadRequest as exc:
+        return _invalid_request(exc.message)
+    return _response(get_context().authorization_server.token(call))
+
+
+@bp.route(route="oauth2/revoke", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def partner_revoke(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        call = _call(req)
+    except BadRequest as exc:
+        return _invalid_request(exc.message)
+    return _response(get_context().authorization_server.revoke(call))

@@ -1,0 +1,397 @@
+"""The hub's OAuth 2.0 authorization server for partner apps, on Authlib's server components:
+the authorization code grant with PKCE (RFC 6749, RFC 7636), refresh tokens that rotate on
+every use (a rotated one used again revokes its whole family), and revocation (RFC 7009).
+
+Nothing is stored in plaintext: codes and tokens are kept in Cosmos DB under the SHA-256 digest
+of their value. Codes are single use and live ``CODE_LIFETIME_S``; access tokens live
+``ACCESS_LIFETIME_S``. Every client must send a PKCE challenge with S256 (a downgrade to
+``plain`` or a missing challenge is refused), and redirect URIs are matched exactly. An app acts
+only while approved and only for people of the tenants that enabled it."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    JsonRequest,
+    OAuth2Request,
+    grants,
+)
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from azure.core import MatchConditions
+from azure.cosmos import ContainerProxy
+from azure.cosmos import exceptions as cosmos_errors
+from requests.structures import CaseInsensitiveDict
+
+from shared.clients.cosmos import read_or_none
+from shared.errors import NotFound
+from shared.partners.records import AUTHORIZATION_CODE, REFRESH_TOKEN, PartnerApp
+from shared.partners.registry import AppRegistry
+from shared.partners.scopes import OFFLINE_ACCESS, SCOPES
+
+CODE_LIFETIME_S = 60
+ACCESS_LIFETIME_S = 900
+REFRESH_LIFETIME_S = 30 * 86400
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PartnerUser:
+    """Who consented: a patient (for themselves) or a clinician (for their tenant's patients)."""
+
+    sub: str
+    tenant: str
+    patient_id: str | None = None
+
+    def item(self) -> dict[str, Any]:
+        return {"sub": self.sub, "tenant": self.tenant, "patientId": self.patient_id}
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> PartnerUser:
+        return cls(str(item["sub"]), str(item["tenant"]), item.get("patientId"))
+
+
+@dataclass
+class OAuthCall:
+    """An HTTP request as the authorization server reads it."""
+
+    method: str
+    url: str
+    form: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OAuthAnswer:
+    status: int
+    body: str
+    headers: dict[str, str]
+
+
+class _HubRequest(OAuth2Request):  # type: ignore[misc]
+    """An ``OAuthCall`` as Authlib reads it: the query's and the form's parameters."""
+
+    def __init__(self, call: OAuthCall) -> None:
+        super().__init__(call.method, call.url, headers=CaseInsensitiveDict(call.headers))
+        self._args = {key: values[-1] for key, values in parse_qs(urlsplit(call.url).query).items()}
+        self._form = dict(call.form)
+        self.payload = BasicOAuth2Payload({**self._args, **self._form})
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+class _Client(ClientMixin):  # type: ignore[misc]
+    def __init__(self, app: PartnerApp, registry: AppRegistry) -> None:
+        self.app = app
+        self.registry = registry
+
+    def get_client_id(self) -> str:
+        return self.app.id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.app.redirect_uris[0] if len(self.app.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        asked = scope.split() if scope else []
+        return " ".join(s for s in asked if s in self.app.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.app.redirect_uris  # exact: no prefix, no pattern
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.registry.authenticate(self.app.id, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.app.confidential:
+            return method in ("client_secret_basic", "client_secret_post")
+        return method == "none"
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and AUTHORIZATION_CODE in self.app.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.app.grant_types
+
+
+class _Code:
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.item = item
+        self.code_challenge = item.get("codeChallenge")
+        self.code_challenge_method = item.get("codeChallengeMethod")
+
+    def get_redirect_uri(self) -> str:
+        return str(self.item["redirectUri"])
+
+    def get_scope(self) -> str:
+        return str(self.item["scope"])
+
+    def get_nonce(self) -> None:
+        return None
+
+    def get_auth_time(self) -> int:
+        return int(self.item["issuedAt"])
+
+
+class _Token:
+    def __init__(self, item: dict[str, Any], client: _Client | None) -> None:
+        self.item = item
+        self.client = client
+
+    def check_client(self, client: _Client) -> bool:
+        return bool(self.item["clientId"] == client.get_client_id())
+
+    def get_scope(self) -> str:
+        return str(self.item["scope"])
+
+    def get_expires_in(self) -> int:
+        return int(self.item["expiresAt"] - self.item["issuedAt"])
+
+    def is_expired(self) -> bool:
+        return bool(self.item["expiresAt"] <= time.time())
+
+    def is_revoked(self) -> bool:
+        return bool(self.item.get("revoked"))
+
+    def get_user(self) -> PartnerUser:
+        return PartnerUser.from_item(self.item["user"])
+
+    def get_client(self) -> _Client | None:
+        return self.client
+
+
+class GrantStore:
+    """Codes and tokens under the digest of their value (Cosmos DB, partition key ``/id``)."""
+
+    def __init__(self, container: ContainerProxy, clock: Callable[[], float] = time.time) -> None:
+        self.container = container
+        self.clock = clock
+
+    def put(self, kind: str, value: str, lifetime_s: int, **fields: Any) -> dict[str, Any]:
+        now = self.clock()
+        item = {"id": f"{kind}:{digest(value)}", "kind": kind, "issuedAt": now, "expiresAt": now + lifetime_s,
+                "ttl": lifetime_s + 86400, **fields}  # fmt: skip
+        self.container.upsert_item(item)
+        return item
+
+    def get(self, kind: str, value: str) -> dict[str, Any] | None:
+        key = f"{kind}:{digest(value)}"
+        return read_or_none(self.container, key, key)
+
+    def take_code(self, code: str) -> dict[str, Any] | None:
+        """The code, deleted as it is read: of two concurrent exchanges only one gets it."""
+        item = self.get("code", code)
+        if item is None:
+            return None
+        try:
+            self.container.delete_item(
+                item["id"], partition_key=item["id"], etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except (cosmos_errors.CosmosResourceNotFoundError, cosmos_errors.CosmosAccessConditionFailedError):
+            return None
+        return item if item["expiresAt"] > self.clock() else None
+
+    def mark_revoked(self, item: dict[str, Any]) -> None:
+        self.container.upsert_item({k: v for k, v in {**item, "revoked": True}.items() if not k.startswith("_")})
+
+    def revoke_family(self, family: str) -> int:
+        query = "SELECT * FROM c WHERE c.family = @family"
+        items = list(self.container.query_items(query, parameters=[{"name": "@family", "value": family}],
+                                                enable_cross_partition_query=True))  # fmt: skip
+        for item in items:
+            if not item.get("revoked"):
+                self.mark_revoked(item)
+        return len(items)
+
+
+class _S256Required(CodeChallenge):  # type: ignore[misc]
+    """PKCE for every client, with S256 only: no challenge, or ``plain``, is refused."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+    server: PartnerAuthorizationServer
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        self.server.store.put(
+            "code",
+            code,
+            CODE_LIFETIME_S,
+            clientId=request.client.get_client_id(),
+            redirectUri=request.payload.redirect_uri,
+            scope=request.payload.scope,
+            user=request.user.item(),
+            codeChallenge=data.get("code_challenge"),
+            codeChallengeMethod=data.get("code_challenge_method"),
+        )
+
+    def query_authorization_code(self, code: str, client: _Client) -> _Code | None:
+        item = self.server.store.take_code(code)  # single use, whatever follows
+        if item is None or item["clientId"] != client.get_client_id():
+            return None
+        return _Code(item)
+
+    def delete_authorization_code(self, authorization_code: _Code) -> None:
+        return None  # taken (deleted) when it was read
+
+    def authenticate_user(self, authorization_code: _Code) -> PartnerUser:
+        return PartnerUser.from_item(authorization_code.item["user"])
+
+
+class _RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation
+    server: PartnerAuthorizationServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> _Token | None:
+        store = self.server.store
+        item = store.get("refresh", refresh_token)
+        if item is None:
+            return None
+        if item.get("revoked"):  # a rotated token used again: stolen, or replayed; end the family
+            store.revoke_family(str(item["family"]))
+            return None
+        if item["expiresAt"] <= store.clock():
+            return None
+        return _Token(item, None)
+
+    def authenticate_user(self, refresh_token: _Token) -> PartnerUser:
+        return refresh_token.get_user()
+
+    def revoke_old_credential(self, refresh_token: _Token) -> None:
+        self.server.store.mark_revoked(refresh_token.item)
+
+
+class _Revocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post", "none"]
+    server: PartnerAuthorizationServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
+        hinted_access = token_type_hint == "access_token"  # noqa: S105 - RFC 7009's hint, not a secret
+        kinds = ("access", "refresh") if hinted_access else ("refresh", "access")
+        for kind in kinds:
+            item = self.server.store.get(kind, token_string)
+            if item is not None:
+                return _Token(item, None)
+        return None
+
+    def revoke_token(self, token: _Token, request: OAuth2Request) -> None:
+        self.server.store.revoke_family(str(token.item["family"]))  # the app's whole grant ends
+
+
+class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, apps: AppRegistry, store: GrantStore) -> None:
+        super().__init__(scopes_supported=list(SCOPES))
+        self.apps = apps
+        self.store = store
+        self.register_grant(_AuthorizationCodeGrant, [_S256Required(required=True)])
+        self.register_grant(_RefreshTokenGrant)
+        self.register_endpoint(_Revocation)
+        self.register_token_generator("default", self._generate_token)
+
+    # -- Authlib's framework hooks -------------------------------------------------------------
+    def query_client(self, client_id: str) -> _Client | None:
+        try:
+            app = self.apps.get(client_id)
+        except NotFound:
+            return None
+        return _Client(app, self.apps) if app.status == "approved" else None
+
+    def create_oauth2_request(self, request: OAuthCall) -> OAuth2Request:
+        return _HubRequest(request)
+
+    def create_json_request(self, request: OAuthCall) -> JsonRequest:
+        return JsonRequest(request.method, request.url, headers=request.headers)
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> OAuthAnswer:
+        import json
+
+        text = body if isinstance(body, str) else json.dumps(body)
+        return OAuthAnswer(status, text, dict(headers or []))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def _generate_token(self, grant_type: str, client: _Client, user: PartnerUser | None = None,
+                        scope: str | None = None, expires_in: int | None = None,
+                        include_refresh_token: bool = True) -> dict[str, Any]:  # fmt: skip
+        token: dict[str, Any] = {
+            "token_type": "Bearer", "access_token": secrets.token_urlsafe(32), "expires_in": ACCESS_LIFETIME_S,
+            "scope": scope or "",
+        }  # fmt: skip
+        offline = OFFLINE_ACCESS in (scope or "").split() and client.check_grant_type(REFRESH_TOKEN)
+        if include_refresh_token and offline:
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        previous = getattr(request, "refresh_token", None)
+        family = str(previous.item["family"]) if previous is not None else secrets.token_hex(16)
+        fields = {"clientId": request.client.get_client_id(), "scope": token.get("scope", ""),
+                  "user": request.user.item(), "family": family}  # fmt: skip
+        self.store.put("access", token["access_token"], ACCESS_LIFETIME_S, **fields)
+        if "refresh_token" in token:
+            self.store.put("refresh", token["refresh_token"], REFRESH_LIFETIME_S, **fields)
+
+    # -- what the hub's pages and endpoints call -----------------------------------------------
+    def approve(self, call: OAuthCall, user: PartnerUser | None, scopes: list[str] | None = None) -> OAuthAnswer:
+        """The user's answer on the consent page (None: denied), as the redirect back to the
+        app. ``scopes``: the ones the user left ticked (a subset of those asked)."""
+        grant = self.get_consent_grant(request=call, end_user=user)
+        if user is not None:
+            if not self.apps.usable_in(grant.client.get_client_id(), user.tenant):
+                raise AccessDeniedError("this app is not enabled for your medical centre",
+                                        redirect_uri=grant.redirect_uri)  # fmt: skip
+            if scopes is not None:
+                asked = grant.request.payload.scope.split()
+                grant.request.payload.data["scope"] = " ".join(s for s in asked if s in scopes)
+        answer: OAuthAnswer = self.create_authorization_response(request=grant.request, grant_user=user, grant=grant)
+        return answer
+
+    def token(self, call: OAuthCall) -> OAuthAnswer:
+        answer: OAuthAnswer = self.create_token_response(call)
+        return answer
+
+    def revoke(self, call: OAuthCall) -> OAuthAnswer:
+        answer: OAuthAnswer = self.create_endpoint_response(_Revocation.ENDPOINT_NAME, call)
+        return answer
+
+    def bearer(self, access_token: str) -> tuple[PartnerUser, str, set[str]] | None:
+        """(user, client_id, scopes) of a live access token of a still-approved app, or None."""
+        item = self.store.get("access", access_token)
+        if item is None or item.get("revoked") or item["expiresAt"] <= self.store.clock():
+            return None
+        if self.query_client(str(item["clientId"])) is None:
+            return None
+        return PartnerUser.from_item(item["user"]), str(item["clientId"]), set(str(item["scope"]).split())
+
