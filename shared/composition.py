@@ -21,6 +21,7 @@ from shared.bff.throttle import Throttle
 from shared.clients.cosmos import cosmos_database
 from shared.clients.keyvault import secret_client
 from shared.clients.storage import container_client, queue_client
+from shared.consent.models import PARTNER_SOURCE
 from shared.consent.registry import AccountLinks, ConsentAudit, ConsentCache, ConsentStore
 from shared.counters import FixedWindowCounter
 from shared.devices.records import DeviceRecord
@@ -110,7 +111,13 @@ class AppContext:
 
     @cached_property
     def consents(self) -> ConsentStore:
-        return ConsentStore(self.cosmos.get_container_client(CONSENTS_CONTAINER))
+        store = ConsentStore(self.cosmos.get_container_client(CONSENTS_CONTAINER))
+        store.listeners.append(self._partner_consent_changed)
+        return store
+
+    def _partner_consent_changed(self, tenant: str, patient_id: str, source: str) -> None:
+        if PARTNER_SOURCE.fullmatch(source):  # only then is the authorization server built
+            self.authorization_server.consent_changed(tenant, patient_id, source)
 
     @cached_property
     def account_links(self) -> AccountLinks:
@@ -178,7 +185,7 @@ class AppContext:
     @cached_property
     def authorization_server(self) -> PartnerAuthorizationServer:
         store = GrantStore(self.cosmos.get_container_client(PARTNER_GRANTS_CONTAINER))
-        return PartnerAuthorizationServer(self.partner_apps, store)
+        return PartnerAuthorizationServer(self.partner_apps, store, self.consents)
 
     @cached_property
     def held(self) -> HeldRecords:

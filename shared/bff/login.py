@@ -39,6 +39,11 @@ class Login:
     ) -> tuple[str, Session]:
         """(session id, session) for a correct password, or 401 / 429; the session runs in the
         user's tenant (``tenant`` when the user is in several this deployment serves)."""
+        return self.sessions.create(self.authenticate(username, password, address, tenant))
+
+    def authenticate(self, username: str, password: str, address: str, tenant: str | None = None) -> UserProfile:
+        """The user, in the tenant they act in, for a correct password, or 401 / 403 / 429,
+        under the same limits as every login (the BFF's, the partner authorization pages')."""
         limits = [
             ("login-address", address, self.limits.failures_per_address),
             ("login-account", username, self.limits.failures_per_account),
@@ -55,7 +60,7 @@ class Login:
             raise
         self.throttle.clear("login-account", username)
         self.throttle.give_back("login-address", address)
-        return self.sessions.create(profile)
+        return profile
 
     def _tenant_of(self, profile: UserProfile, asked: str | None) -> str:
         """The identity provider names the user's tenants; the check is ours (an identity

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator
 
 from shared.devices.models import StrictModel
 from shared.devices.types import PROVIDERS
@@ -13,6 +14,15 @@ from shared.tenants import DEFAULT_TENANT
 
 SCOPES = tuple(kind.value for kind in Kind)
 ConsentStatus = Literal["active", "revoked", "needs-reconsent"]  # CONSENT_STATUSES
+
+
+PARTNER_SOURCE = re.compile(r"^app-[0-9a-f]{24}$")  # a partner app's client_id is its source
+SOURCE_SCHEMA: list[JsonValue] = [{"enum": list(PROVIDERS)}, {"pattern": PARTNER_SOURCE.pattern}]
+
+
+def is_known_source(source: str) -> bool:
+    """A provider the hub connects to, or a registered partner app (its client_id)."""
+    return source in PROVIDERS or bool(PARTNER_SOURCE.fullmatch(source))
 
 
 def consent_id(source: str, patient_id: str, tenant: str = DEFAULT_TENANT) -> str:
@@ -30,7 +40,9 @@ def parse_consent_id(record_id: str) -> tuple[str, str, str]:
 
 class ConsentGrant(StrictModel):
     patient_id: str = Field(alias="patientId", min_length=1, max_length=200)
-    source: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    source: str = Field(
+        description="a provider, or a partner app's client_id", json_schema_extra={"anyOf": SOURCE_SCHEMA}
+    )
     scopes: list[str] = Field(
         min_length=1, description="metric kinds the patient allows", json_schema_extra={"items": {"enum": list(SCOPES)}}
     )
@@ -40,8 +52,8 @@ class ConsentGrant(StrictModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str) -> str:
-        if value not in PROVIDERS:
-            raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
+        if not is_known_source(value):
+            raise ValueError(f"must be one of {', '.join(PROVIDERS)}, or a partner app's client_id")
         return value
 
     @field_validator("scopes")

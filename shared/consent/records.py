@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.consent.models import SCOPES, ConsentStatus
-from shared.devices.types import PROVIDERS
+from shared.consent.models import SCOPES, SOURCE_SCHEMA, ConsentStatus
 from shared.records import Instant, Record
 from shared.tenants import DEFAULT_TENANT
 
@@ -22,7 +21,9 @@ class ConsentRecord(Record):
     id: str
     tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     patient_id: str = Field(alias="patientId")
-    source: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
+    source: str = Field(
+        description="a provider, or a partner app's client_id", json_schema_extra={"anyOf": SOURCE_SCHEMA}
+    )
     scopes: list[str] = Field(json_schema_extra={"items": {"enum": list(SCOPES)}})
     status: ConsentStatus = "active"
     attestation: Literal["patient", "clinic"]

@@ -16,9 +16,8 @@ from azure.cosmos import exceptions as cosmos_errors
 
 from shared.clients.cosmos import NoChange, filtered_query, read_or_none, update_item
 from shared.clock import utc_now
-from shared.consent.models import ConsentGrant, ConsentStatus, consent_id, parse_consent_id
+from shared.consent.models import ConsentGrant, ConsentStatus, consent_id, is_known_source, parse_consent_id
 from shared.consent.records import ConsentAuditRecord, ConsentEvent, ConsentRecord, WithheldCount
-from shared.devices.types import PROVIDERS
 from shared.errors import BadRequest, NotFound
 from shared.measurement import Measurement
 from shared.tenants import DEFAULT_TENANT
@@ -58,7 +57,7 @@ class ConsentStore:
 
     def get(self, record_id: str) -> ConsentRecord:
         tenant, source, patient_id = parse_consent_id(record_id)
-        mine = tenant == self.tenant and source in PROVIDERS and patient_id
+        mine = tenant == self.tenant and is_known_source(source) and patient_id
         record = self.find(patient_id, source) if mine else None
         if record is None:
             raise NotFound(f"no consent record with id {record_id!r}")

@@ -35,10 +35,12 @@ from azure.cosmos import exceptions as cosmos_errors
 from requests.structures import CaseInsensitiveDict
 
 from shared.clients.cosmos import read_or_none
+from shared.consent.models import PARTNER_SOURCE
+from shared.consent.registry import ConsentStore
 from shared.errors import NotFound
 from shared.partners.records import AUTHORIZATION_CODE, REFRESH_TOKEN, PartnerApp
 from shared.partners.registry import AppRegistry
-from shared.partners.scopes import OFFLINE_ACCESS, SCOPES
+from shared.partners.scopes import METRIC_SCOPES, OFFLINE_ACCESS, SCOPES
 
 CODE_LIFETIME_S = 60
 ACCESS_LIFETIME_S = 900
@@ -213,6 +215,23 @@ class GrantStore:
     def mark_revoked(self, item: dict[str, Any]) -> None:
         self.container.upsert_item({k: v for k, v in {**item, "revoked": True}.items() if not k.startswith("_")})
 
+    def revoke_grant_of(self, client_id: str, tenant: str, patient_id: str) -> int:
+        """Every live token an app holds for one patient of one tenant (the consent ended)."""
+        query = (
+            "SELECT * FROM c WHERE c.clientId = @client AND c.user.tenant = @tenant AND c.user.patientId = @patient"
+            " AND (c.kind = 'access' OR c.kind = 'refresh')"
+        )
+        parameters: list[dict[str, object]] = [
+            {"name": "@client", "value": client_id},
+            {"name": "@tenant", "value": tenant},
+            {"name": "@patient", "value": patient_id},
+        ]
+        items = list(self.container.query_items(query, parameters=parameters, enable_cross_partition_query=True))
+        for item in items:
+            if not item.get("revoked"):
+                self.mark_revoked(item)
+        return len(items)
+
     def revoke_family(self, family: str) -> int:
         query = "SELECT * FROM c WHERE c.family = @family"
         items = list(self.container.query_items(query, parameters=[{"name": "@family", "value": family}],
@@ -306,14 +325,17 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
         return None
 
     def revoke_token(self, token: _Token, request: OAuth2Request) -> None:
-        self.server.store.revoke_family(str(token.item["family"]))  # the app's whole grant ends
+        """The app's whole grant ends, and with it the patient's consent to the app."""
+        self.server.store.revoke_family(str(token.item["family"]))
+        self.server.end_consent(token.item["clientId"], token.get_user(), "partner-revocation")
 
 
 class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, apps: AppRegistry, store: GrantStore) -> None:
+    def __init__(self, apps: AppRegistry, store: GrantStore, consents: ConsentStore) -> None:
         super().__init__(scopes_supported=list(SCOPES))
         self.apps = apps
         self.store = store
+        self.consents = consents
         self.register_grant(_AuthorizationCodeGrant, [_S256Required(required=True)])
         self.register_grant(_RefreshTokenGrant)
         self.register_endpoint(_Revocation)
@@ -376,7 +398,36 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 asked = grant.request.payload.scope.split()
                 grant.request.payload.data["scope"] = " ".join(s for s in asked if s in scopes)
         answer: OAuthAnswer = self.create_authorization_response(request=grant.request, grant_user=user, grant=grant)
+        if user is not None and answer.status == 302 and user.patient_id:
+            self._record_consent(grant.client.get_client_id(), user, grant.request.payload.scope)
         return answer
+
+    def _record_consent(self, client_id: str, user: PartnerUser, scope: str) -> None:
+        """The patient's consent to the app, scope by scope: the worker enforces it like any other."""
+        from shared.consent.models import ConsentGrant
+
+        kinds = sorted(METRIC_SCOPES[s].value for s in scope.split() if s in METRIC_SCOPES)
+        if not kinds or not user.patient_id:
+            return
+        grant = ConsentGrant(patient_id=user.patient_id, source=client_id, scopes=kinds, attestation="patient")
+        self.consents.for_tenant(user.tenant).grant(grant, recorded_by=f"partner-oauth:{user.sub}")
+
+    def end_consent(self, client_id: str, user: PartnerUser, by: str) -> None:
+        if not user.patient_id:
+            return
+        consents = self.consents.for_tenant(user.tenant)
+        record = consents.find(user.patient_id, client_id)
+        if record is not None and record.active:
+            consents.revoke(record.id, by)
+
+    def consent_changed(self, tenant: str, patient_id: str, source: str) -> None:
+        """A partner app's consent revoked (by the patient, a clinic, the app's own revocation):
+        its tokens for that patient end with it."""
+        if not PARTNER_SOURCE.fullmatch(source):
+            return
+        record = self.consents.for_tenant(tenant).find(patient_id, source)
+        if record is None or not record.active:
+            self.store.revoke_grant_of(source, tenant, patient_id)
 
     def token(self, call: OAuthCall) -> OAuthAnswer:
         answer: OAuthAnswer = self.create_token_response(call)

@@ -212,3 +212,30 @@ def test_of_concurrent_exchanges_of_one_code_exactly_one_gets_tokens(server, cle
     code = _code(server, client_id, challenge)
     results = run_together([functools.partial(_exchange, client_id, secret, code, verifier) for _ in range(6)])
     assert sorted(status for status, _ in results) == [200, 400, 400, 400, 400, 400]
+
+
+def test_the_grant_is_a_consent_record_and_revoking_either_ends_the_other(server, clean_cosmos):
+    client_id, secret = _app(clean_cosmos)
+    verifier, challenge = pkce()
+    ticked = ["metrics.blood-pressure.write", "offline_access"]
+    token = _exchange(client_id, secret, _code(server, client_id, challenge, scopes=ticked), verifier)[1]
+    consents = clean_cosmos.consents.for_tenant("clinic-a")
+    record = consents.find("anna", client_id)
+    assert record is not None
+    assert (record.status, record.scopes, record.attestation) == ("active", ["blood-pressure"], "patient")
+    assert clean_cosmos.consents.for_tenant("clinic-b").find("anna", client_id) is None
+
+    # The clinic (or the patient) revokes the consent: the app's tokens end at once.
+    consents.revoke(record.id, "clinic-a-admin")
+    assert server.bearer(token["access_token"]) is None
+    refresh = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+    assert _token(refresh, client_id, secret)[1]["error"] == "invalid_grant"
+
+    # Consenting again, then the app revoking its token: the consent ends too.
+    token = _exchange(client_id, secret, _code(server, client_id, challenge), verifier)[1]
+    assert consents.find("anna", client_id).active
+    headers = {"content-type": "application/x-www-form-urlencoded",
+               "authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}  # fmt: skip
+    body = urlencode({"token": token["access_token"], "token_type_hint": "access_token"}).encode()
+    assert send(registered("partner_revoke"), "POST", "x", body=body, headers=headers).status_code == 200
+    assert consents.find("anna", client_id).status == "revoked"

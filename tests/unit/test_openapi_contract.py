@@ -11,7 +11,7 @@ from typing import Any
 from shared.api.contract import ERROR_TEXTS, operations
 from shared.api.openapi import document
 from shared.consent import CONSENT_STATUSES
-from shared.consent.models import SCOPES, ConsentStatus
+from shared.consent.models import PARTNER_SOURCE, SCOPES, ConsentStatus
 from shared.devices.records import DeviceStatus
 from shared.devices.types import DEVICE_STATUSES, DEVICE_TYPE_KINDS, PROVIDERS
 from shared.sources.healthkit.parser import FORMAT as HEALTHKIT_FORMAT
@@ -81,8 +81,12 @@ def test_the_enums_the_app_enforces_are_documented():
     assert tuple(typing.get_args(ConsentStatus)) == CONSENT_STATUSES
     assert tuple(typing.get_args(DeviceStatus)) == DEVICE_STATUSES
     for schema, field in [("DeviceRegistration", "provider"), ("AssignRequest", "deviceProvider"),
-                          ("ConsentGrant", "source"), ("DeviceRecord", "provider"), ("ConsentRecord", "source")]:
+                          ("DeviceRecord", "provider")]:
         assert _enum(schema, field) == list(PROVIDERS), (schema, field)
+    for schema in ("ConsentGrant", "ConsentRecord"):  # a provider, or a partner app
+        assert SCHEMAS[schema]["properties"]["source"]["anyOf"] == [
+            {"enum": list(PROVIDERS)}, {"pattern": PARTNER_SOURCE.pattern}
+        ]
     for schema, field in [("DeviceRegistration", "type"), ("AssignRequest", "deviceType"), ("DeviceRecord", "type")]:
         assert _enum(schema, field) == list(DEVICE_TYPE_KINDS), (schema, field)
     for schema in ("ConsentGrant", "ConsentRecord"):
