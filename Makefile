@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := local/node_modules/.installed
 
-.PHONY: lock install install-python local-up local-down lint typecheck check test test-unit fuzz run demo bench clean
+.PHONY: lock install install-python browser local-up local-down lint typecheck check test test-unit fuzz run demo bench clean
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +57,19 @@ test-unit: install-python
 
 # Starts the local stack if it is not running, runs every check, and stops the stack again
 # (even on failure) unless it was already running before.
-test: install
+# Debian's Chromium, for the browser tests (Playwright drives /usr/bin/chromium; it downloads no
+# browser of its own). Installed with apt-get when missing and running as root (CI does).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: install browser
 	@was_running=0; $(PY) local/stack.py running && was_running=1; \
 	status=0; $(MAKE) --no-print-directory local-up || status=$$?; \
 	if [ $$status = 0 ]; then $(MAKE) --no-print-directory check || status=$$?; fi; \

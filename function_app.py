@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared.api import (
+    authorize,
     bff,
     consents,
     devices,
@@ -34,3 +35,4 @@ app.register_functions(withings.bp)
 app.register_functions(platform.bp)
 app.register_functions(partners.bp)
 app.register_functions(oauth.bp)
+app.register_functions(authorize.bp)

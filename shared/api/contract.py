@@ -137,6 +137,39 @@ def _oauth_operations() -> tuple[Operation, ...]:
             description=client_auth + " Codes are single use and live 60 s; refresh tokens rotate, and a rotated "
             "one used again revokes every token of its grant.",
         ),
+        *(
+            Operation(
+                "partner_authorize", method, "/api/oauth2/authorize", f"partnerAuthorize{method.title()}",
+                "The authorization endpoint: the sign-in and consent pages (HTML), then the redirect to the app",
+                (), (
+                    Answer(200, "a page: sign in, or the consent page (each metric scope untickable)",
+                           media_type="text/html"),
+                    Answer(302, "back to the app's redirect URI: code and state, or error=access_denied",
+                           headers=("Location",)),
+                    Answer(400, "the app's request is not valid (unknown app, redirect URI, PKCE): a page",
+                           media_type="text/html"),
+                    Answer(401, "a wrong password: the sign-in page again", media_type="text/html"),
+                    Answer(403, "a form without this page's CSRF token, or the app not enabled: a page",
+                           media_type="text/html"),
+                    Answer(413, "a form too large: a page", media_type="text/html"),
+                    Answer(429, "too many sign-in attempts: a page", media_type="text/html"),
+                    Answer(500, "an error on our side: a page", media_type="text/html"),
+                    Answer(503, "a dependency unavailable: a page", media_type="text/html"),
+                ),
+                params=(() if method == "post" else tuple(
+                    Param(name, "query", text, required=True) for name, text in (
+                        ("response_type", "code"), ("client_id", "the app"), ("redirect_uri", "registered, exactly"),
+                        ("scope", "space separated"), ("state", "the app's"),
+                        ("code_challenge", "PKCE: base64url(SHA-256(verifier))"), ("code_challenge_method", "S256"),
+                    )
+                )),
+                body=Body(None, ("application/x-www-form-urlencoded",)) if method == "post" else None,
+                description="Strict Content-Security-Policy, no script, a CSRF cookie (SameSite=Strict) checked on "
+                "every form; the sign-in is the hub's identity adapter, under the login limits.",
+                json_errors=False,
+            )
+            for method in ("get", "post")
+        ),
         Operation(
             "partner_revoke", "post", "/api/oauth2/revoke", "partnerRevoke",
             "Revoke a token (RFC 7009): the app's whole grant ends", (),

@@ -199,9 +199,10 @@ class GrantStore:
         key = f"{kind}:{digest(value)}"
         return read_or_none(self.container, key, key)
 
-    def take_code(self, code: str) -> dict[str, Any] | None:
-        """The code, deleted as it is read: of two concurrent exchanges only one gets it."""
-        item = self.get("code", code)
+    def take(self, kind: str, value: str) -> dict[str, Any] | None:
+        """A single-use item (a code, a consent page's ticket), deleted as it is read: of two
+        concurrent uses only one gets it. None when unknown, used or expired."""
+        item = self.get(kind, value)
         if item is None:
             return None
         try:
@@ -275,7 +276,7 @@ class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mi
         )
 
     def query_authorization_code(self, code: str, client: _Client) -> _Code | None:
-        item = self.server.store.take_code(code)  # single use, whatever follows
+        item = self.server.store.take("code", code)  # single use, whatever follows
         if item is None or item["clientId"] != client.get_client_id():
             return None
         return _Code(item)
@@ -386,6 +387,16 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             self.store.put("refresh", token["refresh_token"], REFRESH_LIFETIME_S, **fields)
 
     # -- what the hub's pages and endpoints call -----------------------------------------------
+    def describe(self, call: OAuthCall) -> tuple[PartnerApp, str, list[str]]:
+        """(the app, its redirect URI, the scopes it asks for among those it registered) of a
+        valid authorization request; Authlib's OAuth2Error (with its description) otherwise."""
+        grant = self.get_consent_grant(request=call, end_user=None)
+        app: PartnerApp = grant.client.app
+        asked = [scope for scope in (grant.request.payload.scope or "").split() if scope in app.scopes]
+        if not asked:
+            raise InvalidRequestError("the app asks for no scope it registered")
+        return app, str(grant.redirect_uri), asked
+
     def approve(self, call: OAuthCall, user: PartnerUser | None, scopes: list[str] | None = None) -> OAuthAnswer:
         """The user's answer on the consent page (None: denied), as the redirect back to the
         app. ``scopes``: the ones the user left ticked (a subset of those asked)."""

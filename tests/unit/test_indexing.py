@@ -54,6 +54,7 @@ EXPECTED_HTTP = {
     "disable_app": ("apps/{clientId}/disable", ["POST"], "ANONYMOUS"),
     "partner_token": ("oauth2/token", ["POST"], "ANONYMOUS"),
     "partner_revoke": ("oauth2/revoke", ["POST"], "ANONYMOUS"),
+    "partner_authorize": ("oauth2/authorize", ["GET", "POST"], "ANONYMOUS"),
 }
 TENANT_SCOPED = (
     "register_device", "list_devices", "get_device", "assign_device", "unassign_device", "correct_attribution",

@@ -1,0 +1,143 @@
+"""The partner authorization pages in a real browser (Playwright driving Debian's Chromium),
+served by the project's own Functions host: a patient signs in, unticks a scope and allows; or
+denies. The app's redirect URI is caught by the browser (the app is not running here)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from local.functions_host import serving
+from shared.composition import AppContext
+from tests.helpers.browser import chromium
+from tests.helpers.common import registered
+from tests.helpers.stack import put_patient, send
+
+REDIRECT = "https://app.example.com/oauth/callback"
+ASKED = "metrics.blood-pressure.write metrics.heart-rate.write metrics.body-weight.write offline_access"
+PASSWORD = "correct horse battery staple"
+PORT = 7093
+
+
+@pytest.fixture
+def hub(clean_cosmos: AppContext, clean_fhir: str) -> Iterator[tuple[AppContext, str, str, str]]:
+    from shared.partners.records import AppRegistration
+
+    clean_cosmos.tenant_administration.create("clinic-a", "Clinic A")
+    put_patient(clean_fhir, "anna", tenant="clinic-a")
+    users = clean_cosmos.cosmos.get_container_client("users")
+    for item in list(users.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
+        users.delete_item(item["id"], partition_key=item["id"])
+    clean_cosmos.directory.create_user(
+        "anna@example.org", PASSWORD, email="anna@example.org", name="Anna", patient_id="anna", tenant_id="clinic-a"
+    )
+    registration = AppRegistration.model_validate({
+        "name": "Vitals Diary", "owner": "Example Health", "type": "web",
+        "grantTypes": ["authorization_code", "refresh_token"], "redirectUris": [REDIRECT], "scopes": ASKED.split(),
+    })  # fmt: skip
+    app, secret = clean_cosmos.partner_apps.register(registration)
+    clean_cosmos.partner_apps.set_status(app.id, "approved")
+    clean_cosmos.partner_apps.enable(app.id, "clinic-a")
+    assert secret is not None
+    with serving(PORT) as url:
+        yield clean_cosmos, url, app.id, secret
+
+
+def _authorize_url(host: str, client_id: str) -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "scope": ASKED,
+             "state": "st-1", "code_challenge": challenge, "code_challenge_method": "S256"}  # fmt: skip
+    return f"{host}/api/oauth2/authorize?{urlencode(query)}", verifier
+
+
+def _catch_redirect(page: Any) -> list[str]:
+    caught: list[str] = []
+
+    def fulfil(route: Any) -> None:
+        caught.append(route.request.url)
+        route.fulfill(status=200, body="the app", content_type="text/plain")
+
+    page.route(f"{REDIRECT}*", fulfil)
+    return caught
+
+
+def test_a_patient_signs_in_unticks_a_scope_and_the_token_carries_the_rest(hub):
+    context, host, client_id, secret = hub
+    url, verifier = _authorize_url(host, client_id)
+    with chromium() as browser:
+        page = browser.new_page()
+        caught = _catch_redirect(page)
+        response = page.goto(url)
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp
+        assert "script-src" not in csp  # no script at all
+        assert page.title() == "Sign in"
+        # The keyboard alone: the user name has the focus, Tab reaches the password, Enter signs in.
+        page.keyboard.type("anna@example.org")
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert page.title() == "Allow this app?"
+        heart_rate = page.get_by_label("Send your heart rate readings to your care team")
+        assert heart_rate.is_checked()
+        heart_rate.uncheck()
+        page.get_by_role("button", name="Allow").click()
+        page.wait_for_url(f"{REDIRECT}*")
+    [back] = caught
+    query = parse_qs(urlsplit(back).query)
+    assert query["state"] == ["st-1"]
+    form = {"grant_type": "authorization_code", "code": query["code"][0], "redirect_uri": REDIRECT,
+            "code_verifier": verifier, "client_id": client_id, "client_secret": secret}  # fmt: skip
+    answer = send(registered("partner_token"), "POST", "x", body=urlencode(form).encode(),
+                  headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    token = json.loads(answer.get_body())
+    assert answer.status_code == 200, token
+    assert set(token["scope"].split()) == set(ASKED.split()) - {"metrics.heart-rate.write"}
+    record = context.consents.for_tenant("clinic-a").find("anna", client_id)
+    assert record is not None
+    assert record.scopes == ["blood-pressure", "body-weight"]
+
+
+def test_a_wrong_password_a_denial_and_a_forged_form_are_refused_with_a_page(hub):
+    context, host, client_id, _ = hub
+    url, _ = _authorize_url(host, client_id)
+    with chromium() as browser:
+        page = browser.new_page()
+        caught = _catch_redirect(page)
+        page.goto(url)
+        page.get_by_label("User name").fill("anna@example.org")
+        page.get_by_label("Password").fill("not the password")
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").inner_text() == "The user name or password is wrong."
+        page.get_by_label("User name").fill("anna@example.org")
+        page.get_by_label("Password").fill(PASSWORD)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Deny").click()
+        page.wait_for_url(f"{REDIRECT}*")
+        assert parse_qs(urlsplit(caught[0]).query)["error"] == ["access_denied"]
+        assert context.consents.for_tenant("clinic-a").find("anna", client_id) is None
+
+        # An unknown app, a redirect URI that is not registered: an error page, no redirect.
+        page.goto(url.replace(client_id, "app-000000000000000000000000"))
+        assert page.title() == "This app's request is not valid"
+        page.goto(url.replace("app.example.com", "evil.example.com"))
+        assert page.title() == "This app's request is not valid"
+        assert len(caught) == 1
+    # A form posted from elsewhere (no CSRF cookie) is refused.
+    forged = send(registered("partner_authorize"), "POST", "x",
+                  body=urlencode({"request": urlsplit(url).query, "csrf": "guess", "step": "login",
+                                  "username": "anna@example.org", "password": PASSWORD}).encode(),
+                  headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert forged.status_code == 403
+    assert "This form has expired" in forged.get_body().decode()
