@@ -12,6 +12,7 @@ from shared.api import (
     medisante,
     oauth,
     openapi,
+    partner_api,
     partners,
     pipeline,
     platform,
@@ -36,3 +37,4 @@ app.register_functions(platform.bp)
 app.register_functions(partners.bp)
 app.register_functions(oauth.bp)
 app.register_functions(authorize.bp)
+app.register_functions(partner_api.bp)

@@ -78,6 +78,7 @@ var cosmosContainers = [
   { name: 'memberships', partitionKey: '/principal' }
   { name: 'partner-apps', partitionKey: '/id' }
   { name: 'partner-grants', partitionKey: '/id' }
+  { name: 'partner-receipts', partitionKey: '/id' }
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -42,6 +42,7 @@ from shared.names import (
     PARKED_CONTAINER,
     PARTNER_APPS_CONTAINER,
     PARTNER_GRANTS_CONTAINER,
+    PARTNER_RECEIPTS_CONTAINER,
     RESET_OUTBOX_QUEUE,
     SESSIONS_CONTAINER,
     TENANTS_CONTAINER,
@@ -52,6 +53,7 @@ from shared.names import (
     WITHINGS_SYNC_QUEUE,
 )
 from shared.partners.authorization import GrantStore, PartnerAuthorizationServer
+from shared.partners.receipts import ReceiptBook
 from shared.partners.registry import AppRegistry
 from shared.pipeline.batching import Batcher, GroupCommit
 from shared.pipeline.deletions import Deletions
@@ -181,6 +183,15 @@ class AppContext:
     @cached_property
     def partner_apps(self) -> AppRegistry:
         return AppRegistry(self.cosmos.get_container_client(PARTNER_APPS_CONTAINER))
+
+    @cached_property
+    def partner_receipts(self) -> ReceiptBook:
+        return ReceiptBook(self.cosmos.get_container_client(PARTNER_RECEIPTS_CONTAINER))
+
+    @cached_property
+    def partner_rate(self) -> FixedWindowCounter:
+        """Calls of each partner app per minute (``PARTNER_CALLS_PER_MINUTE``)."""
+        return FixedWindowCounter(self.cosmos.get_container_client(THROTTLE_CONTAINER), 60)
 
     @cached_property
     def authorization_server(self) -> PartnerAuthorizationServer:
@@ -401,8 +412,9 @@ class AppContext:
             tenants=self.tenant_directory,
             held=self.held,
             own_fhir=self.own_fhir,
+            settle=lambda envelope, outcomes: self.partner_receipts.settle(envelope.receipt_id, outcomes),
         )
-        processors = {source: processor for source in ("medisante", "healthkit", "withings")}
+        processors = {source: processor for source in ("medisante", "healthkit", "withings", "partner")}
         return RawRecordWorker(
             store=self.raw_store,
             processors=processors,

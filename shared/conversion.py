@@ -15,6 +15,7 @@ from shared.measurement import ParseResult
 from shared.sources.healthkit import parser as healthkit
 from shared.sources.medisante import fhir_standard
 from shared.sources.medisante import parser as medisante
+from shared.sources.partner import parser as partner
 from shared.sources.withings import parser as withings
 
 Parser = Callable[..., ParseResult]
@@ -28,8 +29,14 @@ PARSERS: dict[str, dict[str, Parser]] = {
     },
     "healthkit": {"healthkit-json": healthkit.parse_upload_text},
     "withings": {"withings-json": withings.parse_text},
+    "partner": {"partner-json": partner.parse_text},
 }
-DEFAULT_FORMATS = {"medisante": "medisante-json", "healthkit": "healthkit-json", "withings": "withings-json"}
+DEFAULT_FORMATS = {
+    "medisante": "medisante-json",
+    "healthkit": "healthkit-json",
+    "withings": "withings-json",
+    "partner": "partner-json",
+}
 
 
 def parse(source: str, format_name: str, body: str, **options: Any) -> ParseResult:

@@ -55,6 +55,12 @@ class TenantSuspended(Forbidden):
     code = "tenant_suspended"
 
 
+class InsufficientScope(Forbidden):
+    """A partner token used outside the scopes it was granted."""
+
+    code = "insufficient_scope"
+
+
 class NotFound(HubError):
     status, code = 404, "not_found"
 
@@ -81,6 +87,12 @@ class TooManyRequests(HubError):
     def __init__(self, message: str, *, retry_after_s: int, details: Any = None) -> None:
         super().__init__(message, details=details)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(TooManyRequests):
+    """A partner app over its calls per minute."""
+
+    code = "rate_limit_exceeded"
 
 
 class ConfigurationError(HubError):

@@ -33,6 +33,7 @@ HELD_CONTAINER = "held-records"  # raw records of a suspended tenant, kept until
 MEMBERSHIPS_CONTAINER = "memberships"  # admin principal or group → tenant
 PARTNER_APPS_CONTAINER = "partner-apps"  # the partner platform's registered applications
 PARTNER_GRANTS_CONTAINER = "partner-grants"  # their codes and tokens, by the digest of the value
+PARTNER_RECEIPTS_CONTAINER = "partner-receipts"  # what became of each reading a partner sent
 
 COSMOS_CONTAINERS: dict[str, str] = {
     DEVICES_CONTAINER: "/id",
@@ -50,4 +51,5 @@ COSMOS_CONTAINERS: dict[str, str] = {
     MEMBERSHIPS_CONTAINER: "/principal",
     PARTNER_APPS_CONTAINER: "/id",
     PARTNER_GRANTS_CONTAINER: "/id",
+    PARTNER_RECEIPTS_CONTAINER: "/id",
 }

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # The worker's consent look-ups are kept this long per process (see ConsentCache).
     consent_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     tenant_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Calls of the partner metrics API per partner app (client_id) per minute, whatever its users.
+    partner_calls_per_minute: int = Field(default=120, ge=1, le=100_000)
 
     keyvault_url: str = Field(min_length=1)
     keyvault_ca_bundle: str | None = None

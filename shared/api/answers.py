@@ -99,3 +99,18 @@ class OAuthErrorAnswer(BaseModel):
 
     error: str = Field(description="invalid_request, invalid_client, invalid_grant, invalid_scope, ...")
     error_description: str | None = None
+
+
+class RefusedReading(BaseModel):
+    id: str = Field(description="the partner's id of the reading")
+    reason: str
+
+
+class PartnerAccepted(BaseModel):
+    """The metrics API's answer: the batch is durable; its receipt tells what became of each reading."""
+
+    receipt_id: str = Field(alias="receiptId")
+    accepted: int
+    refused: list[RefusedReading] = Field(description="readings refused, each with its reason")
+
+    model_config = {"populate_by_name": True}

@@ -116,6 +116,34 @@ TENANT_SCOPED = {
 }  # fmt: skip
 
 
+def _partner_api_operations() -> tuple[Operation, ...]:
+    from shared.api.answers import PartnerAccepted
+    from shared.partners.receipts import Receipt
+    from shared.sources.partner.readings import PartnerBatch
+
+    bearer = (
+        "A partner app's access token (Authorization: Bearer) of an approved app the patient's medical centre "
+        "enabled; PARTNER_CALLS_PER_MINUTE calls a minute per app (429 rate_limit_exceeded with Retry-After)."
+    )
+    return (
+        Operation(
+            "partner_readings", "post", "/api/partner/v1/readings", "partnerReadings",
+            "Send a batch of readings (up to 500) for the token's patient", ("partnerToken",),
+            (Answer(202, "accepted: each reading accepted or refused with its reason", PartnerAccepted),),
+            (400, 401, 403, 413, 415, 422, 429), body=Body(PartnerBatch),
+            description=bearer + " A reading of a kind outside the token's scopes makes the call 403 "
+            "insufficient_scope. Units are converted to UCUM or the reading is refused; the partner's id makes "
+            "a reading idempotent (the same id again updates the same Observation).",
+        ),
+        Operation(
+            "partner_receipt", "get", "/api/partner/v1/receipts/{id}", "partnerReceipt",
+            "What became of each reading of a batch: queued, written (FHIR id), parked, refused-by-consent, "
+            "rejected (reason)", ("partnerToken",), (Answer(200, "the receipt", Receipt),),
+            (401, 403, 404, 429), params=(_id("receipt id"),), description=bearer,
+        ),
+    )  # fmt: skip
+
+
 def _oauth_operations() -> tuple[Operation, ...]:
     from shared.api.answers import OAuthErrorAnswer, TokenAnswer
 
@@ -474,6 +502,7 @@ def _operations() -> tuple[Operation, ...]:
         *_platform_operations(),
         *_partner_app_operations(),
         *_oauth_operations(),
+        *_partner_api_operations(),
         Operation(
             "openapi", "get", "/api/openapi.json", "openapi", "This document", ("functionKey",),
             (Answer(200, "the OpenAPI 3.1 document"),),

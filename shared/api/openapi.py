@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, Any] = {
     "entraBearer": {
         "type": "http",
         "scheme": "bearer",
@@ -29,6 +29,19 @@ SECURITY_SCHEMES = {
     "medisanteApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
     "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
     "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "sid"},
+    "partnerToken": {
+        "type": "oauth2",
+        "description": "a partner app's access token from the hub's own authorization server (PKCE S256 "
+        "required; scopes are what the patient left ticked)",
+        "flows": {
+            "authorizationCode": {
+                "authorizationUrl": "/api/oauth2/authorize",
+                "tokenUrl": "/api/oauth2/token",
+                "refreshUrl": "/api/oauth2/token",
+                "scopes": {},  # the partner scopes, filled in when the document is built
+            }
+        },
+    },
     "notifySecret": {
         "type": "apiKey",
         "in": "query",
@@ -36,6 +49,16 @@ SECURITY_SCHEMES = {
         "description": "the secret is a path segment of the registered notification URL",
     },
 }
+
+
+def _security_schemes() -> dict[str, Any]:
+    import copy
+
+    from shared.partners.scopes import SCOPE_TEXTS
+
+    schemes = copy.deepcopy(SECURITY_SCHEMES)
+    schemes["partnerToken"]["flows"]["authorizationCode"]["scopes"] = dict(SCOPE_TEXTS)
+    return schemes
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -117,7 +140,7 @@ def document() -> dict[str, Any]:
             '{"error": {"code", "message"}} that names the problem.',
         },
         "paths": paths,
-        "components": {"schemas": definitions.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": definitions.get("$defs", {}), "securitySchemes": _security_schemes()},
     }
 
 

@@ -19,7 +19,7 @@ from shared.devices.attribution import Attribution
 from shared.devices.records import DeviceRecord
 from shared.devices.registry import DeviceRegistry
 from shared.errors import DependencyError, InvalidPayload
-from shared.fhir.mapping import map_readings
+from shared.fhir.mapping import map_readings, observation_id
 from shared.measurement import Measurement, ParseResult
 from shared.pipeline.deletions import Deletions
 from shared.pipeline.envelope import RawEnvelope
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 PATIENT_ATTRIBUTE = "patientId"
 WITHINGS_USER_ATTRIBUTE = "withingsUserId"
+PARTNER_SOURCE = "partner"
+# What became of each reading of a record: source id -> (status, FHIR id or reason).
+Outcomes = dict[str, tuple[str, str | None]]
 
 
 class Parse(Protocol):
@@ -62,6 +65,8 @@ class ReadingProcessor:
     held: HeldRecords | None = None
     # A tenant's own FHIR service (written directly, not in the hub's group commit), or None.
     own_fhir: Callable[[str], FhirClient | None] | None = None
+    # Told each reading's fate for the sources that report it (a partner's receipt).
+    settle: Callable[[RawEnvelope, Outcomes], None] | None = None
 
     def __call__(self, envelope: RawEnvelope, body: str) -> ProcessingResult:
         status = self.tenants.status(envelope.tenant) if self.tenants is not None else "active"
@@ -87,6 +92,7 @@ class ReadingProcessor:
         patients: dict[str, str] = {}
         unattributed: list[Measurement] = []
         withheld: list[tuple[str, str, str]] = []
+        refused: dict[str, str] = {}
         for measurement in parsed.readings:
             patient_id = attribution.patient_for(measurement)
             if patient_id is None:
@@ -95,6 +101,7 @@ class ReadingProcessor:
             refusal = consent.refusal(measurement, patient_id)
             if refusal is not None:
                 withheld.append((patient_id, measurement.kind.value, refusal))
+                refused[measurement.source_id] = refusal
                 continue
             patients[measurement.source_id] = patient_id
 
@@ -135,6 +142,14 @@ class ReadingProcessor:
             self.store.reject(envelope, f"{len(problems)} readings not written", problems)
         if not parsed.readings and not parsed.deleted_source_ids and not parsed.deleted_group_ids and not problems:
             raise InvalidPayload("the payload holds no reading")
+        if self.settle is not None and envelope.source == PARTNER_SOURCE:
+            outcomes: Outcomes = {m.source_id: ("parked", None) for m in unattributed}
+            outcomes |= {source_id: ("refused-by-consent", reason) for source_id, reason in refused.items()}
+            outcomes |= {r.source_id: ("rejected", r.reason) for r in parsed.rejected}
+            for m in allowed:
+                fhir_id = observation_id(m.source, m.source_id, patients[m.source_id], tenant)
+                outcomes[m.source_id] = ("written", f"Observation/{fhir_id}")
+            self.settle(envelope, outcomes)
         return ProcessingResult(
             written=report.written if report else 0,
             details={

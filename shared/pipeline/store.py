@@ -61,11 +61,14 @@ class RawRecordStore:
         body: str,
         content_type: str,
         attributes: dict[str, str] | None = None,
+        receipt_id: str | None = None,
     ) -> RawEnvelope:
-        """Makes the payload durable and returns its envelope; only then may ingress answer."""
+        """Makes the payload durable and returns its envelope; only then may ingress answer.
+        ``receipt_id``: one made beforehand (``new_receipt_id``), when something must name the
+        record before it can be processed."""
         attributes = attributes or {}
         envelope = RawEnvelope(
-            receipt_id=new_receipt_id(tenant=attributes.get(TENANT_ATTRIBUTE) or DEFAULT_TENANT),
+            receipt_id=receipt_id or new_receipt_id(tenant=attributes.get(TENANT_ATTRIBUTE) or DEFAULT_TENANT),
             source=source,
             format=format,
             content_type=content_type,

@@ -1,0 +1,100 @@
+"""The partner metrics API (``/api/partner/v1``), with a partner app's bearer access token:
+send a batch of readings for the token's patient (202 with a receipt id; each reading accepted
+or refused with its reason), and read a receipt: what became of each reading. Calls outside the
+token's scopes are 403; each app has ``PARTNER_CALLS_PER_MINUTE`` calls a minute (429)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import azure.functions as func
+
+from shared.api.callers import ANONYMOUS, require_active
+from shared.api.context import get_context
+from shared.api.http import endpoint, json_response, read_json_model
+from shared.errors import Forbidden, InsufficientScope, RateLimited, Unauthorized, Unprocessable
+
+if TYPE_CHECKING:
+    from shared.composition import AppContext
+    from shared.partners.authorization import PartnerUser
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+BATCH_MAX_BYTES = 4 * 1024 * 1024  # 500 readings, ECGs included
+CLIENT_ATTRIBUTE = "clientId"
+
+
+def partner_caller(context: AppContext, req: func.HttpRequest) -> tuple[PartnerUser, str, set[str]]:
+    """(user, client_id, scopes) of a live access token of an approved app its tenant enabled,
+    within the app's calls per minute."""
+    header = req.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a partner access token is needed (Authorization: Bearer)", challenge="Bearer")
+    found = context.authorization_server.bearer(token.strip())
+    if found is None:
+        raise Unauthorized(
+            "the access token is not valid: expired, revoked, or its app suspended",
+            challenge='Bearer error="invalid_token"',
+        )
+    user, client_id, scopes = found
+    require_active(context, user.tenant)
+    if not context.partner_apps.usable_in(client_id, user.tenant):
+        raise Forbidden("this app is not enabled for the medical centre")
+    limit = context.settings.partner_calls_per_minute
+    context.partner_rate.take(f"partner-{client_id}", limit, "this app's calls per minute are spent", error=RateLimited)
+    return user, client_id, scopes
+
+
+@bp.route(route="partner/v1/readings", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def partner_readings(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    user, client_id, scopes = partner_caller(context, req)
+    from shared.api.answers import PartnerAccepted, RefusedReading
+    from shared.measurement import Kind
+    from shared.partners.scopes import metric_scope
+    from shared.pipeline.envelope import TENANT_ATTRIBUTE, new_receipt_id
+    from shared.pipeline.processing import PARTNER_SOURCE, PATIENT_ATTRIBUTE
+    from shared.sources.partner.readings import PartnerBatch, kinds_of, vet_batch
+    from shared.tenants import DEFAULT_TENANT
+
+    batch = read_json_model(req, PartnerBatch, BATCH_MAX_BYTES)
+    if user.patient_id is None:
+        raise Forbidden("this token is not a patient's: it cannot send readings")
+    if batch.patient_id not in (None, user.patient_id):
+        raise Forbidden("a patient's token sends that patient's readings only")
+    accepted, refused = vet_batch(batch)
+    outside = sorted(kind for kind in kinds_of(accepted) if metric_scope(Kind(kind)) not in scopes)
+    if outside:
+        raise InsufficientScope(f"the token's scopes do not cover: {', '.join(outside)}")
+    refusals = [RefusedReading(id=r.id, reason=r.reason) for r in refused]
+    if not accepted:
+        raise Unprocessable("no reading of the batch was accepted", details=[r.model_dump() for r in refusals])
+    receipt_id = new_receipt_id(tenant=user.tenant)
+    queued, rejected = [r["id"] for r in accepted], [(r.id, r.reason) for r in refused]
+    context.partner_receipts.open(receipt_id, client_id, user.tenant, user.patient_id, queued, rejected)
+    attributes = {PATIENT_ATTRIBUTE: user.patient_id, CLIENT_ATTRIBUTE: client_id}
+    if user.tenant != DEFAULT_TENANT:
+        attributes[TENANT_ATTRIBUTE] = user.tenant
+    body = json.dumps({"clientId": client_id, "readings": accepted}, separators=(",", ":"))
+    context.ingress_store.accept(
+        source=PARTNER_SOURCE, format="partner-json", body=body, content_type="application/json",
+        attributes=attributes, receipt_id=receipt_id,
+    )  # fmt: skip
+    answer = PartnerAccepted(receipt_id=receipt_id, accepted=len(accepted), refused=refusals)
+    return json_response(answer, status=202)
+
+
+@bp.route(route="partner/v1/receipts/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def partner_receipt(req: func.HttpRequest) -> func.HttpResponse:
+    context = get_context()
+    user, client_id, _ = partner_caller(context, req)
+    from shared.errors import NotFound
+
+    receipt = context.partner_receipts.get(str(req.route_params.get("id", "")), client_id)
+    if (receipt.tenant_id, receipt.patient_id) != (user.tenant, user.patient_id):
+        raise NotFound(f"no receipt {receipt.id!r}")
+    return json_response(receipt)
