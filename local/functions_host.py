@@ -152,7 +152,8 @@ class HttpHost:
         route, route_params = matched
         request = func.HttpRequest(
             method=method,
-            url=f"http://localhost{path}" + (f"?{query}" if query else ""),
+            # As the Functions host does: the URL the caller asked for (its Host header).
+            url=f"http://{_host_of(headers)}{path}" + (f"?{query}" if query else ""),
             headers=headers,
             params=dict(parse_qsl(query, keep_blank_values=True)),
             route_params=route_params,
@@ -210,6 +211,12 @@ def serving(port: int, app: func.FunctionApp | None = None) -> Iterator[str]:
     finally:
         server.close()
         thread.join(timeout=10)
+
+
+def _host_of(headers: dict[str, str]) -> str:
+    host = next((value for name, value in headers.items() if name.lower() == "host"), "")
+    valid = host and len(host) <= 255 and all(c.isalnum() or c in ".-:[]" for c in host)
+    return host if valid else "localhost"
 
 
 # -- host.json ---------------------------------------------------------------------------------------

@@ -100,19 +100,10 @@ def _authorize(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
         csrf = secrets.token_urlsafe(24)
         return _html(login_page(app.name, {"request": query, "csrf": csrf}), cookie=csrf)
 
-    body = req.get_body()
-    if len(body) > FORM_MAX_BYTES:
-        return _html(error_page(413, "The form is too large", "Start again from the app."))
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        return _html(error_page(400, "The form is not valid", "Start again from the app."))
-    form = {name: value for name, value in pairs if name != "scope"}
-    ticked = [value for name, value in pairs if name == "scope"]
-    cookie = _cookie(req)
-    if not cookie or not hmac.compare_digest(cookie.encode(), form.get("csrf", "").encode()):
-        expired = error_page(403, "This form has expired", "It was not sent from this page. Start again from the app.")
-        return _html(expired)
+    form, ticked, refusal = _form(req)
+    if refusal is not None:
+        return refusal
+    cookie = form["csrf"]
     query = form.get("request", "")
     call = _oauth_call(req, query)
     try:
@@ -158,3 +149,96 @@ def _consent(
     except OAuth2Error as exc:
         return _html(error_page(403, "The app cannot be allowed", exc.description or exc.error))
     return func.HttpResponse(status_code=answer.status, headers={**answer.headers, "Cache-Control": "no-store"})
+
+
+@bp.route(route="oauth2/device", methods=["GET", "POST"], auth_level=ANONYMOUS)
+@observed
+def partner_device(req: func.HttpRequest) -> func.HttpResponse:
+    """The verification page of the device authorization grant: the user types the code the
+    device shows, signs in, and allows (each scope untickable) or denies."""
+    try:
+        return _device(get_context(), req)
+    except HubError as exc:
+        from shared.partners.pages import error_page
+
+        return _html(error_page(exc.status if exc.status < 500 else 503, "Something is unavailable", exc.message))
+    except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
+        import logging
+
+        from shared.partners.pages import error_page
+
+        logging.getLogger(__name__).error("device page failed: %s", where(exc))
+        return _html(error_page(500, "Something went wrong", "Something went wrong on our side. Try again later."))
+
+
+def _device(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
+    from shared.partners.authorization import PartnerUser, user_code_key
+    from shared.partners.pages import device_consent_page, device_login_page, done_page, error_page
+
+    server = context.authorization_server
+    if req.method == "GET":
+        csrf = secrets.token_urlsafe(24)
+        prefill = (req.params.get("user_code") or "")[:20]
+        return _html(device_login_page(prefill, {"csrf": csrf}), cookie=csrf)
+    form, ticked, refusal = _form(req)
+    if refusal is not None:
+        return refusal
+    cookie = form["csrf"]
+    user_code = form.get("user_code", "")[:20]
+    pending = server.pending_device(user_code) if user_code else None
+    if form.get("step") == "login":
+        if pending is None:
+            message = "This code is not known or has expired: check your device."
+            return _html(device_login_page(user_code, {"csrf": cookie}, error=message, status=400))
+        app, asked = pending
+        address = client_address(req, context.settings.client_address_trusted_hops)
+        try:
+            profile = context.login.authenticate(form.get("username", ""), form.get("password", ""), address)
+        except Unauthorized:
+            error = "The user name or password is wrong."
+            return _html(device_login_page(user_code, {"csrf": cookie}, error=error, status=401))
+        except TooManyRequests as exc:
+            return _html(error_page(429, "Too many attempts", f"{exc.message}."))
+        from shared.partners.authorization import digest
+
+        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id)
+        ticket = secrets.token_urlsafe(32)
+        bound_to = digest(user_code_key(user_code))
+        server.store.put("ticket", ticket, TICKET_LIFETIME_S, user=user.item(), request=bound_to)
+        hidden = {"csrf": cookie, "ticket": ticket, "user_code": user_code}
+        return _html(device_consent_page(app.name, app.owner, asked, hidden))
+    if form.get("step") == "consent":
+        from shared.partners.authorization import digest
+
+        item = server.store.take("ticket", form.get("ticket", ""))
+        if item is None or item.get("request") != digest(user_code_key(user_code)):
+            return _html(error_page(400, "This page has expired", "Start again with the code on your device."))
+        user = PartnerUser.from_item(item["user"])
+        allowed = form.get("decision") == "allow"
+        if not server.decide_device(user_code, user, ticked if allowed else None):
+            return _html(error_page(403, "The device cannot be connected", "The code has expired, was already "
+                                    "used, or the app is not enabled for your medical centre."))  # fmt: skip
+        if allowed:
+            return _html(done_page("The device is connected", "It will send the readings you allowed."))
+        return _html(done_page("The device was not connected", "It will not send anything."))
+    return _html(error_page(400, "The form is not valid", "Start again with the code on your device."))
+
+
+def _form(req: func.HttpRequest) -> tuple[dict[str, str], list[str], func.HttpResponse | None]:
+    """(fields, ticked scopes, a refusal page): a form of ours, with the CSRF token of its cookie."""
+    from shared.partners.pages import error_page
+
+    body = req.get_body()
+    if len(body) > FORM_MAX_BYTES:
+        return {}, [], _html(error_page(413, "The form is too large", "Start again."))
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        return {}, [], _html(error_page(400, "The form is not valid", "Start again."))
+    form = {name: value for name, value in pairs if name != "scope"}
+    ticked = [value for name, value in pairs if name == "scope"]
+    cookie = _cookie(req)
+    if not cookie or not hmac.compare_digest(cookie.encode(), form.get("csrf", "").encode()):
+        expired = error_page(403, "This form has expired", "It was not sent from this page. Start again.")
+        return form, ticked, _html(expired)
+    return form, ticked, None

@@ -199,6 +199,37 @@ def _oauth_operations() -> tuple[Operation, ...]:
             for method in ("get", "post")
         ),
         Operation(
+            "partner_device_authorization", "post", "/api/oauth2/device_authorization", "partnerDeviceAuthorization",
+            "RFC 8628: a device without a browser asks for a user code to show (device apps only)", (),
+            (Answer(200, "device_code, user_code, verification_uri(_complete), expires_in (600), interval (5)"),
+             *errors), (413, 415), body=form, description=client_auth + " The device then polls the token "
+            "endpoint (grant_type urn:ietf:params:oauth:grant-type:device_code): authorization_pending, slow_down "
+            "(sooner than the interval), access_denied, expired_token, then the tokens once; the device code is "
+            "spent with them.",
+        ),
+        *(
+            Operation(
+                "partner_device", method, "/api/oauth2/device", f"partnerDevice{method.title()}",
+                "The verification page of the device grant (HTML): type the device's code, sign in, allow or deny",
+                (), (
+                    Answer(200, "a page: the code and sign-in, the consent page, or done", media_type="text/html"),
+                    Answer(400, "an unknown or expired code, an expired page: a page", media_type="text/html"),
+                    Answer(401, "a wrong password: the page again", media_type="text/html"),
+                    Answer(403, "a form without this page's CSRF token, or the code already used: a page",
+                           media_type="text/html"),
+                    Answer(413, "a form too large: a page", media_type="text/html"),
+                    Answer(429, "too many sign-in attempts: a page", media_type="text/html"),
+                    Answer(500, "an error on our side: a page", media_type="text/html"),
+                    Answer(503, "a dependency unavailable: a page", media_type="text/html"),
+                ),
+                params=((Param("user_code", "query", "the code the device shows (prefills the page)"),)
+                        if method == "get" else ()),
+                body=Body(None, ("application/x-www-form-urlencoded",)) if method == "post" else None,
+                json_errors=False,
+            )
+            for method in ("get", "post")
+        ),
+        Operation(
             "partner_revoke", "post", "/api/oauth2/revoke", "partnerRevoke",
             "Revoke a token (RFC 7009): the app's whole grant ends", (),
             (Answer(200, "revoked (also for a token that was not valid)"), *errors), (413, 415), body=form,

@@ -70,3 +70,14 @@ def partner_revoke(req: func.HttpRequest) -> func.HttpResponse:
     except BadRequest as exc:
         return _invalid_request(exc.message)
     return _response(get_context().authorization_server.revoke(call))
+
+
+@bp.route(route="oauth2/device_authorization", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def partner_device_authorization(req: func.HttpRequest) -> func.HttpResponse:
+    """RFC 8628: a device without a browser asks for a user code to show."""
+    try:
+        call = _call(req)
+    except BadRequest as exc:
+        return _invalid_request(exc.message)
+    return _response(get_context().authorization_server.device_authorization(call))

@@ -25,10 +25,16 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     grants,
 )
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos import exceptions as cosmos_errors
@@ -38,7 +44,7 @@ from shared.clients.cosmos import read_or_none
 from shared.consent.models import PARTNER_SOURCE
 from shared.consent.registry import ConsentStore
 from shared.errors import NotFound
-from shared.partners.records import AUTHORIZATION_CODE, REFRESH_TOKEN, PartnerApp
+from shared.partners.records import AUTHORIZATION_CODE, DEVICE_CODE, REFRESH_TOKEN, PartnerApp
 from shared.partners.registry import AppRegistry
 from shared.partners.scopes import METRIC_SCOPES, OFFLINE_ACCESS, SCOPES
 
@@ -331,6 +337,102 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
         self.server.end_consent(token.item["clientId"], token.get_user(), "partner-revocation")
 
 
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"  # no vowels (no words), no look-alikes
+DEVICE_LIFETIME_S = 600
+DEVICE_INTERVAL_S = 5
+
+
+def user_code_key(user_code: str) -> str:
+    """The code as typed: case, spaces and dashes do not matter."""
+    return "".join(c for c in user_code.upper() if c.isalnum())
+
+
+class _DeviceCredential:
+    def __init__(self, item: dict[str, Any], granted: dict[str, Any] | None) -> None:
+        self.item = item
+        self.granted = granted
+
+    def get_client_id(self) -> str:
+        return str(self.item["clientId"])
+
+    def get_scope(self) -> str:
+        if self.granted is not None and self.granted.get("status") == "approved":
+            return str(self.granted["grantedScope"])
+        return str(self.item["scope"])
+
+    def get_user_code(self) -> str:
+        return str(self.item["userCode"])
+
+    def is_expired(self) -> bool:
+        return bool(self.item["expiresAt"] <= time.time())
+
+
+class _DeviceCodeGrant(DeviceCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["none", "client_secret_basic", "client_secret_post"]
+    server: PartnerAuthorizationServer
+
+    def query_device_credential(self, device_code: str) -> _DeviceCredential | None:
+        store = self.server.store
+        item = store.get("device", device_code)
+        if item is None:
+            return None
+        granted = store.get("usercode", item["userCode"])
+        if granted is not None and granted.get("status") in ("approved", "denied"):
+            item = store.take("device", device_code)  # decided: the device code is spent with this poll
+            if item is None:
+                return None
+        return _DeviceCredential(item, granted)
+
+    def query_user_grant(self, user_code: str) -> tuple[PartnerUser | None, bool] | None:
+        granted = self.server.store.get("usercode", user_code)
+        if granted is None or granted.get("status") == "pending":
+            return None
+        if granted["status"] == "denied":
+            return None, False
+        return PartnerUser.from_item(granted["user"]), True
+
+    def should_slow_down(self, credential: _DeviceCredential) -> bool:
+        """Polled again before the interval: slow down (the interval is the device's to keep)."""
+        now = time.time()
+        last = float(credential.item.get("lastPoll") or 0)
+        self.server.store.container.upsert_item(
+            {k: v for k, v in {**credential.item, "lastPoll": now}.items() if not k.startswith("_")}
+        )
+        return now - last < DEVICE_INTERVAL_S
+
+
+class _DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["none", "client_secret_basic", "client_secret_post"]
+    EXPIRES_IN = DEVICE_LIFETIME_S
+    INTERVAL = DEVICE_INTERVAL_S
+    server: PartnerAuthorizationServer
+
+    def create_endpoint_response(self, request: OAuth2Request) -> tuple[int, dict[str, Any], list[Any]]:
+        client = self.authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE):
+            raise UnauthorizedClientError("this app does not use the device authorization grant")
+        scope = request.payload.scope or ""
+        self.server.validate_requested_scope(scope)
+        asked = client.get_allowed_scope(scope)
+        if not asked:
+            raise InvalidScopeError("the app asks for no scope it registered")
+        device_code = secrets.token_urlsafe(32)
+        letters = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+        user_code = f"{letters[:4]}-{letters[4:]}"
+        base = request.uri.split("/api/oauth2/", 1)[0]
+        verification_uri = f"{base}/api/oauth2/device"
+        store = self.server.store
+        key = user_code_key(user_code)
+        store.put("device", device_code, DEVICE_LIFETIME_S, clientId=client.get_client_id(), scope=asked, userCode=key)
+        store.put("usercode", key, DEVICE_LIFETIME_S, clientId=client.get_client_id(), scope=asked, status="pending")
+        data = {
+            "device_code": device_code, "user_code": user_code, "verification_uri": verification_uri,
+            "verification_uri_complete": f"{verification_uri}?user_code={user_code}", "expires_in": DEVICE_LIFETIME_S,
+            "interval": DEVICE_INTERVAL_S,
+        }  # fmt: skip
+        return 200, data, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
 class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, apps: AppRegistry, store: GrantStore, consents: ConsentStore) -> None:
         super().__init__(scopes_supported=list(SCOPES))
@@ -339,7 +441,9 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.consents = consents
         self.register_grant(_AuthorizationCodeGrant, [_S256Required(required=True)])
         self.register_grant(_RefreshTokenGrant)
+        self.register_grant(_DeviceCodeGrant)
         self.register_endpoint(_Revocation)
+        self.register_endpoint(_DeviceAuthorization)
         self.register_token_generator("default", self._generate_token)
 
     # -- Authlib's framework hooks -------------------------------------------------------------
@@ -447,6 +551,45 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def revoke(self, call: OAuthCall) -> OAuthAnswer:
         answer: OAuthAnswer = self.create_endpoint_response(_Revocation.ENDPOINT_NAME, call)
         return answer
+
+    def device_authorization(self, call: OAuthCall) -> OAuthAnswer:
+        answer: OAuthAnswer = self.create_endpoint_response(_DeviceAuthorization.ENDPOINT_NAME, call)
+        return answer
+
+    def pending_device(self, user_code: str) -> tuple[PartnerApp, list[str]] | None:
+        """(the app, the scopes it asks for) of a user code still waiting for its user, or None."""
+        item = self.store.get("usercode", user_code_key(user_code))
+        if item is None or item.get("status") != "pending" or item["expiresAt"] <= self.store.clock():
+            return None
+        try:
+            app = self.apps.get(str(item["clientId"]))
+        except NotFound:
+            return None
+        return (app, str(item["scope"]).split()) if app.status == "approved" else None
+
+    def decide_device(self, user_code: str, user: PartnerUser, scopes: list[str] | None) -> bool:
+        """The user's answer on the verification page (``scopes`` None: denied). False when the
+        code is no longer pending (decided, expired) or the app is not enabled for the user."""
+        key = user_code_key(user_code)
+        item = self.store.get("usercode", key)
+        if item is None or item.get("status") != "pending" or item["expiresAt"] <= self.store.clock():
+            return False
+        client_id = str(item["clientId"])
+        if scopes is not None and not self.apps.usable_in(client_id, user.tenant):
+            return False
+        granted = " ".join(s for s in str(item["scope"]).split() if scopes is not None and s in scopes)
+        decided = {k: v for k, v in item.items() if not k.startswith("_")}
+        status = "approved" if scopes is not None else "denied"
+        decided |= {"status": status, "user": user.item(), "grantedScope": granted}
+        try:
+            self.store.container.replace_item(
+                item["id"], decided, etag=item["_etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except cosmos_errors.CosmosAccessConditionFailedError:
+            return False  # decided meanwhile, elsewhere
+        if scopes is not None:
+            self._record_consent(client_id, user, granted)
+        return True
 
     def bearer(self, access_token: str) -> tuple[PartnerUser, str, set[str]] | None:
         """(user, client_id, scopes) of a live access token of a still-approved app, or None."""

@@ -97,3 +97,32 @@ def consent_page(app_name: str, owner: str, scopes: list[str], hidden: dict[str,
 
 def error_page(status: int, title: str, message: str) -> Page:
     return Page(status, _page(title, f"<p>{escape(message)}</p><p>You can close this page.</p>"))
+
+
+def device_login_page(user_code: str, hidden: dict[str, str], *, error: str | None = None, status: int = 200) -> Page:
+    """The verification page of a device without a browser: the code it shows, and sign-in."""
+    body = (
+        "<p>Type the code your device shows, then sign in to choose what it may send.</p>"
+        f"{_error(error)}"
+        "<form method='post' action='device'>"
+        f"{_hidden({**hidden, 'step': 'login'})}"
+        "<label for='user_code'>Code shown on the device</label>"
+        f"<input type='text' id='user_code' name='user_code' value='{escape(user_code)}' autocomplete='off' "
+        "autocapitalize='characters' required autofocus>"
+        "<label for='username'>User name</label>"
+        "<input type='text' id='username' name='username' autocomplete='username' required>"
+        "<label for='password'>Password</label>"
+        "<input type='password' id='password' name='password' autocomplete='current-password' required>"
+        "<button type='submit'>Continue</button></form>"
+    )
+    return Page(status, _page("Connect a device", body))
+
+
+def device_consent_page(app_name: str, owner: str, scopes: list[str], hidden: dict[str, str]) -> Page:
+    page = consent_page(app_name, owner, scopes, hidden, "")
+    html = page.html.replace("action='authorize'", "action='device'")
+    return Page(200, html)
+
+
+def done_page(title: str, message: str) -> Page:
+    return Page(200, _page(title, f"<p>{escape(message)}</p><p>You can close this page.</p>"))

@@ -141,3 +141,52 @@ def test_a_wrong_password_a_denial_and_a_forged_form_are_refused_with_a_page(hub
                   headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert forged.status_code == 403
     assert "This form has expired" in forged.get_body().decode()
+
+
+def test_a_gateway_without_a_browser_is_connected_with_the_code_typed_on_the_verification_page(hub):
+    import requests
+
+    from shared.partners.records import AppRegistration
+
+    context, host, _, _ = hub
+    gateway, _ = context.partner_apps.register(AppRegistration.model_validate({
+        "name": "Bedside Gateway", "owner": "Example Devices", "type": "device",
+        "grantTypes": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        "scopes": ["metrics.body-weight.write", "metrics.heart-rate.write", "offline_access"],
+    }))  # fmt: skip
+    context.partner_apps.set_status(gateway.id, "approved")
+    context.partner_apps.enable(gateway.id, "clinic-a")
+    scope = "metrics.body-weight.write metrics.heart-rate.write offline_access"
+    started = requests.post(f"{host}/api/oauth2/device_authorization", data={"client_id": gateway.id, "scope": scope},
+                            timeout=10).json()  # fmt: skip
+    assert started["verification_uri"] == f"{host}/api/oauth2/device"
+    assert (started["interval"], started["expires_in"]) == (5, 600)
+
+    def poll() -> dict:
+        form = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": started["device_code"],
+                "client_id": gateway.id}  # fmt: skip
+        return requests.post(f"{host}/api/oauth2/token", data=form, timeout=10).json()
+
+    assert poll()["error"] == "authorization_pending"
+    assert poll()["error"] == "slow_down"  # polled again within the interval
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{host}/api/oauth2/device")  # the user types the code shown on the device
+        assert page.title() == "Connect a device"
+        page.get_by_label("Code shown on the device").fill(started["user_code"].lower().replace("-", " "))
+        page.get_by_label("User name").fill("anna@example.org")
+        page.get_by_label("Password").fill(PASSWORD)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Continue").click()
+        assert page.title() == "Allow this app?"
+        page.get_by_label("Send your heart rate readings to your care team").uncheck()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Allow").click()
+        assert page.title() == "The device is connected"
+    token = poll()
+    assert set(token["scope"].split()) == {"metrics.body-weight.write", "offline_access"}, token
+    assert token["refresh_token"]
+    assert poll()["error"] == "invalid_request"  # the device code is spent
+    record = context.consents.for_tenant("clinic-a").find("anna", gateway.id)
+    assert record is not None
+    assert record.scopes == ["body-weight"]

@@ -55,6 +55,8 @@ EXPECTED_HTTP = {
     "partner_token": ("oauth2/token", ["POST"], "ANONYMOUS"),
     "partner_revoke": ("oauth2/revoke", ["POST"], "ANONYMOUS"),
     "partner_authorize": ("oauth2/authorize", ["GET", "POST"], "ANONYMOUS"),
+    "partner_device": ("oauth2/device", ["GET", "POST"], "ANONYMOUS"),
+    "partner_device_authorization": ("oauth2/device_authorization", ["POST"], "ANONYMOUS"),
     "partner_readings": ("partner/v1/readings", ["POST"], "ANONYMOUS"),
     "partner_receipt": ("partner/v1/receipts/{id}", ["GET"], "ANONYMOUS"),
 }
