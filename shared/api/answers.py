@@ -114,3 +114,17 @@ class PartnerAccepted(BaseModel):
     refused: list[RefusedReading] = Field(description="readings refused, each with its reason")
 
     model_config = {"populate_by_name": True}
+
+
+class UserInfoTenant(BaseModel):
+    id: str
+    name: str
+
+
+class UserInfo(BaseModel):
+    """UserInfo in GipoNext's shape: the user, their medical centre, and the patient they are."""
+
+    sub: str
+    name: str | None = None
+    tenants: list[UserInfoTenant]
+    patient: str | None = Field(default=None, description="Patient/<id>, when the user is a patient")

@@ -67,7 +67,7 @@ def _oauth_call(req: func.HttpRequest, query: str) -> OAuthCall:
     return OAuthCall("GET", f"{base}?{query}")
 
 
-@bp.route(route="oauth2/authorize", methods=["GET", "POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth2/authorize", methods=["GET", "POST"], auth_level=ANONYMOUS)
 @observed
 def partner_authorize(req: func.HttpRequest) -> func.HttpResponse:
     try:
@@ -122,7 +122,7 @@ def _authorize(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
         from shared.partners.authorization import PartnerUser, digest
         from shared.partners.pages import consent_page
 
-        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id)
+        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id, profile.name)
         ticket = secrets.token_urlsafe(32)
         server.store.put("ticket", ticket, TICKET_LIFETIME_S, user=user.item(), request=digest(query))
         return _html(consent_page(app.name, app.owner, asked, {**hidden, "ticket": ticket}, redirect_uri))
@@ -151,7 +151,7 @@ def _consent(
     return func.HttpResponse(status_code=answer.status, headers={**answer.headers, "Cache-Control": "no-store"})
 
 
-@bp.route(route="oauth2/device", methods=["GET", "POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth2/device", methods=["GET", "POST"], auth_level=ANONYMOUS)
 @observed
 def partner_device(req: func.HttpRequest) -> func.HttpResponse:
     """The verification page of the device authorization grant: the user types the code the
@@ -201,7 +201,7 @@ def _device(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
             return _html(error_page(429, "Too many attempts", f"{exc.message}."))
         from shared.partners.authorization import digest
 
-        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id)
+        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id, profile.name)
         ticket = secrets.token_urlsafe(32)
         bound_to = digest(user_code_key(user_code))
         server.store.put("ticket", ticket, TICKET_LIFETIME_S, user=user.item(), request=bound_to)

@@ -27,7 +27,7 @@ from shared.errors import NotFound
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 
-@bp.route(route="oauth/token", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth/token", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def login(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -47,7 +47,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="profile", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/profile", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def profile(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -57,7 +57,7 @@ def profile(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(Profile(**session.profile.userinfo()), headers={"Cache-Control": "no-store"})
 
 
-@bp.route(route="reset-password", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/reset-password", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -70,7 +70,7 @@ def reset_password(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=204)
 
 
-@bp.route(route="reset-password/confirm", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/reset-password/confirm", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def confirm_password_reset(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -87,7 +87,7 @@ def confirm_password_reset(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=204)
 
 
-@bp.route(route="logout", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/logout", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def logout(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

@@ -14,11 +14,12 @@ import azure.functions as func
 
 from shared.api.http import Handler, endpoint
 from shared.auth import Principal, admin_validator
-from shared.errors import BadRequest, ConfigurationError, Forbidden, TenantSuspended, Unauthorized
+from shared.errors import BadRequest, ConfigurationError, Forbidden, RateLimited, TenantSuspended, Unauthorized
 
 if TYPE_CHECKING:
     from shared.bff.sessions import Session
     from shared.composition import AppContext
+    from shared.partners.authorization import PartnerUser
 
 ANONYMOUS = func.AuthLevel.ANONYMOUS  # to the host; every handler authenticates its caller here
 COOKIE_NAME = "sid"  # the session cookie: HttpOnly, Secure, SameSite=Strict
@@ -52,7 +53,7 @@ def tenant_routes(bp: func.Blueprint, route: str, methods: list[str]) -> Callabl
     the caller's), the second as ``tenant_<name>``."""
 
     def register(handler: Handler) -> Handler:
-        bp.route(route=route, methods=methods, auth_level=ANONYMOUS)(handler)
+        bp.route(route=f"api/{route}", methods=methods, auth_level=ANONYMOUS)(handler)
         original = inspect.unwrap(handler)
 
         def in_named_tenant(req: func.HttpRequest) -> func.HttpResponse:
@@ -61,7 +62,7 @@ def tenant_routes(bp: func.Blueprint, route: str, methods: list[str]) -> Callabl
 
         in_named_tenant.__name__ = in_named_tenant.__qualname__ = f"tenant_{original.__name__}"
         in_named_tenant.__doc__ = original.__doc__
-        bp.route(route=f"tenants/{{tenantId}}/{route}", methods=methods, auth_level=ANONYMOUS)(
+        bp.route(route=f"api/tenants/{{tenantId}}/{route}", methods=methods, auth_level=ANONYMOUS)(
             endpoint(in_named_tenant)
         )
         return handler
@@ -102,6 +103,28 @@ def _in_tenant(context: AppContext, req: func.HttpRequest, principal: Principal)
     tenant = tenant_of_admin(principal, named, context.memberships, context.tenant_directory, settings.platform_role)
     require_active(context, tenant)
     return principal, tenant
+
+
+def partner_caller(context: AppContext, req: func.HttpRequest) -> tuple[PartnerUser, str, set[str]]:
+    """(user, client_id, scopes) of a live access token of an approved app its tenant enabled,
+    within the app's calls per minute."""
+    header = req.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a partner access token is needed (Authorization: Bearer)", challenge="Bearer")
+    found = context.authorization_server.bearer(token.strip())
+    if found is None:
+        raise Unauthorized(
+            "the access token is not valid: expired, revoked, or its app suspended",
+            challenge='Bearer error="invalid_token"',
+        )
+    user, client_id, scopes = found
+    require_active(context, user.tenant)
+    if not context.partner_apps.usable_in(client_id, user.tenant):
+        raise Forbidden("this app is not enabled for the medical centre")
+    limit = context.settings.partner_calls_per_minute
+    context.partner_rate.take(f"partner-{client_id}", limit, "this app's calls per minute are spent", error=RateLimited)
+    return user, client_id, scopes
 
 
 def client_address(req: func.HttpRequest, trusted_hops: int) -> str:

@@ -145,7 +145,7 @@ def _partner_api_operations() -> tuple[Operation, ...]:
 
 
 def _oauth_operations() -> tuple[Operation, ...]:
-    from shared.api.answers import OAuthErrorAnswer, TokenAnswer
+    from shared.api.answers import OAuthErrorAnswer, TokenAnswer, UserInfo
 
     client_auth = (
         "A confidential app authenticates with its client secret (HTTP Basic, or client_id and client_secret in "
@@ -228,6 +228,16 @@ def _oauth_operations() -> tuple[Operation, ...]:
                 json_errors=False,
             )
             for method in ("get", "post")
+        ),
+        Operation(
+            "partner_metadata", "get", "/.well-known/oauth-authorization-server", "partnerMetadata",
+            "RFC 8414 metadata of the partner authorization server", (),
+            (Answer(200, "the metadata: endpoints, scopes, grants, PKCE S256"),),
+        ),
+        Operation(
+            "partner_userinfo", "get", "/api/oauth2/userinfo", "partnerUserInfo",
+            "Who consented: sub, name, tenants [{id, name}], patient (the profile scope)", ("partnerToken",),
+            (Answer(200, "the user", UserInfo),), (401, 403, 429),
         ),
         Operation(
             "partner_revoke", "post", "/api/oauth2/revoke", "partnerRevoke",

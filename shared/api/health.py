@@ -52,7 +52,7 @@ def check_health(context: AppContext) -> dict[str, Any]:
     return {"status": "ok" if all(r["ok"] for r in results.values()) else "degraded", "dependencies": results}
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="api/health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def health(req: func.HttpRequest) -> func.HttpResponse:
     report = check_health(get_context())

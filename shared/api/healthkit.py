@@ -29,7 +29,7 @@ PATIENT_HEADER = "x-patient-id"
 SUPPORTED_UPLOAD_FORMATS = (FORMAT,)
 
 
-@bp.route(route="health-data/{format}", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/health-data/{format}", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def upload_health_data(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

@@ -22,7 +22,7 @@ SOURCE = "medisante"
 API_KEY_HEADER = "x-api-key"
 
 
-@bp.route(route="health-data/medisante/{format}", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/health-data/medisante/{format}", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def medisante_webhook(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

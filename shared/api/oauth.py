@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS
+from shared.api.callers import ANONYMOUS, partner_caller
 from shared.api.context import get_context
-from shared.api.http import decode_utf8, endpoint, read_body, require_media_type
-from shared.errors import BadRequest
+from shared.api.http import decode_utf8, endpoint, json_response, read_body, require_media_type
+from shared.errors import BadRequest, InsufficientScope
 
 if TYPE_CHECKING:
     from shared.partners.authorization import OAuthAnswer, OAuthCall
@@ -52,7 +52,7 @@ def _invalid_request(message: str) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=400, headers=NO_STORE, mimetype="application/json")
 
 
-@bp.route(route="oauth2/token", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth2/token", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_token(req: func.HttpRequest) -> func.HttpResponse:
     try:
@@ -62,7 +62,7 @@ def partner_token(req: func.HttpRequest) -> func.HttpResponse:
     return _response(get_context().authorization_server.token(call))
 
 
-@bp.route(route="oauth2/revoke", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth2/revoke", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_revoke(req: func.HttpRequest) -> func.HttpResponse:
     try:
@@ -72,7 +72,7 @@ def partner_revoke(req: func.HttpRequest) -> func.HttpResponse:
     return _response(get_context().authorization_server.revoke(call))
 
 
-@bp.route(route="oauth2/device_authorization", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/oauth2/device_authorization", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_device_authorization(req: func.HttpRequest) -> func.HttpResponse:
     """RFC 8628: a device without a browser asks for a user code to show."""
@@ -81,3 +81,28 @@ def partner_device_authorization(req: func.HttpRequest) -> func.HttpResponse:
     except BadRequest as exc:
         return _invalid_request(exc.message)
     return _response(get_context().authorization_server.device_authorization(call))
+
+
+@bp.route(route=".well-known/oauth-authorization-server", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def partner_metadata(req: func.HttpRequest) -> func.HttpResponse:
+    """RFC 8414: the authorization server's metadata, at the host's root."""
+    parts = urlsplit(req.url)
+    metadata = get_context().authorization_server.metadata(f"{parts.scheme}://{parts.netloc}")
+    return json_response(metadata, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@bp.route(route="api/oauth2/userinfo", methods=["GET"], auth_level=ANONYMOUS)
+@endpoint
+def partner_userinfo(req: func.HttpRequest) -> func.HttpResponse:
+    """Who consented (``profile`` scope): sub, name, the tenant, and the patient when a patient."""
+    context = get_context()
+    user, _, scopes = partner_caller(context, req)
+    from shared.api.answers import UserInfo, UserInfoTenant
+    from shared.partners.scopes import PROFILE
+
+    if PROFILE not in scopes:
+        raise InsufficientScope("UserInfo needs the profile scope")
+    tenant = UserInfoTenant(id=user.tenant, name=context.tenant_directory.name(user.tenant))
+    patient = f"Patient/{user.patient_id}" if user.patient_id else None
+    return json_response(UserInfo(sub=user.sub, name=user.name, tenants=[tenant], patient=patient))

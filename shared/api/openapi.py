@@ -144,7 +144,7 @@ def document() -> dict[str, Any]:
     }
 
 
-@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="api/openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(document())

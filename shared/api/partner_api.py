@@ -6,18 +6,13 @@ token's scopes are 403; each app has ``PARTNER_CALLS_PER_MINUTE`` calls a minute
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.api.callers import ANONYMOUS, require_active
+from shared.api.callers import ANONYMOUS, partner_caller
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, read_json_model
-from shared.errors import Forbidden, InsufficientScope, RateLimited, Unauthorized, Unprocessable
-
-if TYPE_CHECKING:
-    from shared.composition import AppContext
-    from shared.partners.authorization import PartnerUser
+from shared.errors import Forbidden, InsufficientScope, Unprocessable
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -25,29 +20,7 @@ BATCH_MAX_BYTES = 4 * 1024 * 1024  # 500 readings, ECGs included
 CLIENT_ATTRIBUTE = "clientId"
 
 
-def partner_caller(context: AppContext, req: func.HttpRequest) -> tuple[PartnerUser, str, set[str]]:
-    """(user, client_id, scopes) of a live access token of an approved app its tenant enabled,
-    within the app's calls per minute."""
-    header = req.headers.get("authorization") or ""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("a partner access token is needed (Authorization: Bearer)", challenge="Bearer")
-    found = context.authorization_server.bearer(token.strip())
-    if found is None:
-        raise Unauthorized(
-            "the access token is not valid: expired, revoked, or its app suspended",
-            challenge='Bearer error="invalid_token"',
-        )
-    user, client_id, scopes = found
-    require_active(context, user.tenant)
-    if not context.partner_apps.usable_in(client_id, user.tenant):
-        raise Forbidden("this app is not enabled for the medical centre")
-    limit = context.settings.partner_calls_per_minute
-    context.partner_rate.take(f"partner-{client_id}", limit, "this app's calls per minute are spent", error=RateLimited)
-    return user, client_id, scopes
-
-
-@bp.route(route="partner/v1/readings", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/partner/v1/readings", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_readings(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -87,7 +60,7 @@ def partner_readings(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(answer, status=202)
 
 
-@bp.route(route="partner/v1/receipts/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/partner/v1/receipts/{id}", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def partner_receipt(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

@@ -23,7 +23,7 @@ def _client_id(req: func.HttpRequest) -> str:
     return str(req.route_params.get("clientId", ""))
 
 
-@bp.route(route="partner/apps", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/partner/apps", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def register_app(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -36,7 +36,7 @@ def register_app(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(RegisteredApp(app=app.view(), client_secret=secret), status=201)
 
 
-@bp.route(route="platform/apps", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/apps", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def list_apps(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -47,7 +47,7 @@ def list_apps(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(AppList(items=[app.view() for app in apps]))
 
 
-@bp.route(route="platform/apps/{clientId}/approve", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/apps/{clientId}/approve", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def approve_app(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -55,7 +55,7 @@ def approve_app(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(context.partner_apps.set_status(_client_id(req), "approved"))
 
 
-@bp.route(route="platform/apps/{clientId}/suspend", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/apps/{clientId}/suspend", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def suspend_app(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

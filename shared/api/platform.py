@@ -17,7 +17,7 @@ def _tenant_id(req: func.HttpRequest) -> str:
     return str(req.route_params.get("id", ""))
 
 
-@bp.route(route="platform/tenants", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def list_tenants(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -27,7 +27,7 @@ def list_tenants(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(TenantList(items=context.tenants.list()))
 
 
-@bp.route(route="platform/tenants", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -45,7 +45,7 @@ def create_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(tenant, status=201)
 
 
-@bp.route(route="platform/tenants/{id}", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def get_tenant(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -53,7 +53,7 @@ def get_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(context.tenants.get(_tenant_id(req)))
 
 
-@bp.route(route="platform/tenants/{id}/suspend", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}/suspend", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def suspend_tenant(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -61,7 +61,7 @@ def suspend_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(context.tenant_administration.suspend(_tenant_id(req)))
 
 
-@bp.route(route="platform/tenants/{id}/activate", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}/activate", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def activate_tenant(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -72,7 +72,7 @@ def activate_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(ActivatedTenant.model_validate({**tenant.to_item(), "reDriven": len(redriven)}))
 
 
-@bp.route(route="platform/tenants/{id}/members", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}/members", methods=["GET"], auth_level=ANONYMOUS)
 @endpoint
 def list_members(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -82,7 +82,7 @@ def list_members(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(MembershipList(items=context.tenant_administration.members(_tenant_id(req))))
 
 
-@bp.route(route="platform/tenants/{id}/members", methods=["POST"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}/members", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def add_member(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()
@@ -93,7 +93,7 @@ def add_member(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(context.tenant_administration.add_member(_tenant_id(req), new.member), status=201)
 
 
-@bp.route(route="platform/tenants/{id}/members/{member}", methods=["DELETE"], auth_level=ANONYMOUS)
+@bp.route(route="api/platform/tenants/{id}/members/{member}", methods=["DELETE"], auth_level=ANONYMOUS)
 @endpoint
 def remove_member(req: func.HttpRequest) -> func.HttpResponse:
     context = get_context()

@@ -49,7 +49,7 @@ def _page(status: int, title: str, text: str) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=status, mimetype="text/html", charset="utf-8")
 
 
-@bp.route(route="withings/callback", methods=["GET"], auth_level=ANONYMOUS)
+@bp.route(route="api/withings/callback", methods=["GET"], auth_level=ANONYMOUS)
 @observed
 def withings_callback(req: func.HttpRequest) -> func.HttpResponse:
     """Where Withings sends the user back. Always a page, never a stack trace."""

@@ -64,13 +64,14 @@ class PartnerUser:
     sub: str
     tenant: str
     patient_id: str | None = None
+    name: str | None = None
 
     def item(self) -> dict[str, Any]:
-        return {"sub": self.sub, "tenant": self.tenant, "patientId": self.patient_id}
+        return {"sub": self.sub, "tenant": self.tenant, "patientId": self.patient_id, "name": self.name}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> PartnerUser:
-        return cls(str(item["sub"]), str(item["tenant"]), item.get("patientId"))
+        return cls(str(item["sub"]), str(item["tenant"]), item.get("patientId"), item.get("name"))
 
 
 @dataclass
@@ -590,6 +591,29 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if scopes is not None:
             self._record_consent(client_id, user, granted)
         return True
+
+    def metadata(self, issuer: str) -> dict[str, Any]:
+        """RFC 8414 metadata, validated by Authlib's model of it."""
+        from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+
+        endpoint = f"{issuer}/api/oauth2"
+        metadata = AuthorizationServerMetadata({
+            "issuer": issuer,
+            "authorization_endpoint": f"{endpoint}/authorize",
+            "token_endpoint": f"{endpoint}/token",
+            "revocation_endpoint": f"{endpoint}/revoke",
+            "device_authorization_endpoint": f"{endpoint}/device_authorization",
+            "userinfo_endpoint": f"{endpoint}/userinfo",
+            "scopes_supported": list(SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": [AUTHORIZATION_CODE, REFRESH_TOKEN, DEVICE_CODE],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        })  # fmt: skip
+        metadata.validate()
+        return dict(metadata)
 
     def bearer(self, access_token: str) -> tuple[PartnerUser, str, set[str]] | None:
         """(user, client_id, scopes) of a live access token of a still-approved app, or None."""

@@ -76,6 +76,11 @@ class TenantDirectory:
             tenant = self._snapshot().get(tenant_id)
         return tenant.status if tenant is not None else None
 
+    def name(self, tenant_id: str) -> str:
+        """The tenant's name (the default tenant's: the deployment's own, ``default``)."""
+        tenant = self._snapshot().get(tenant_id) if tenant_id != DEFAULT_TENANT else None
+        return tenant.name if tenant is not None else tenant_id
+
     def fhir_url(self, tenant_id: str) -> str | None:
         """The tenant's own FHIR service, or None: the hub's."""
         tenant = self._snapshot().get(tenant_id) if tenant_id != DEFAULT_TENANT else None

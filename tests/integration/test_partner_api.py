@@ -22,8 +22,10 @@ from tests.helpers.common import answer, registered
 from tests.helpers.stack import put_patient, search, send
 
 REDIRECT = "https://app.example.com/cb"
-ALL = [f"metrics.{k}.write" for k in ("blood-pressure", "heart-rate", "body-weight", "ecg", "steps", "glucose",
-                                       "oxygen-saturation", "body-temperature")] + ["offline_access"]  # fmt: skip
+KINDS = (
+    "blood-pressure", "heart-rate", "body-weight", "ecg", "steps", "glucose", "oxygen-saturation", "body-temperature"
+)  # fmt: skip
+ALL = [*(f"metrics.{kind}.write" for kind in KINDS), "offline_access", "profile"]
 ANNA = PartnerUser(sub="user-anna", tenant="clinic-a", patient_id="anna")
 AT = "2026-12-01T08:00:00+01:00"
 
@@ -176,3 +178,13 @@ def test_each_app_has_its_calls_per_minute(partner, store, monkeypatch):
     assert [r.status_code for r in statuses] == [202, 202, 202, 429]
     assert int(statuses[-1].headers["Retry-After"]) > 0
     assert json.loads(statuses[-1].get_body())["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_userinfo_names_the_user_their_tenant_and_their_patient_with_the_profile_scope(partner, store):
+    _, token = _token(partner, ALL)
+    status, info = answer(send(registered("partner_userinfo"), "GET", "x", token=token))
+    assert (status, info) == (200, {"sub": "user-anna", "name": None, "patient": "Patient/anna",
+                                    "tenants": [{"id": "clinic-a", "name": "Clinic-A"}]})  # fmt: skip
+    _, narrow = _token(partner, ["metrics.heart-rate.write"])
+    status, body = answer(send(registered("partner_userinfo"), "GET", "x", token=narrow))
+    assert (status, body["error"]["code"]) == (403, "insufficient_scope")

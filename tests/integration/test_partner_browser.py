@@ -86,7 +86,7 @@ def test_a_patient_signs_in_unticks_a_scope_and_the_token_carries_the_rest(hub):
         page.keyboard.type(PASSWORD)
         with page.expect_navigation():
             page.keyboard.press("Enter")
-        assert page.title() == "Allow this app?"
+        assert page.title() == "Allow this app?", page.inner_text("main")
         heart_rate = page.get_by_label("Send your heart rate readings to your care team")
         assert heart_rate.is_checked()
         heart_rate.uncheck()
@@ -178,7 +178,7 @@ def test_a_gateway_without_a_browser_is_connected_with_the_code_typed_on_the_ver
         page.get_by_label("Password").fill(PASSWORD)
         with page.expect_navigation():
             page.get_by_role("button", name="Continue").click()
-        assert page.title() == "Allow this app?"
+        assert page.title() == "Allow this app?", page.inner_text("main")
         page.get_by_label("Send your heart rate readings to your care team").uncheck()
         with page.expect_navigation():
             page.get_by_role("button", name="Allow").click()
@@ -190,3 +190,17 @@ def test_a_gateway_without_a_browser_is_connected_with_the_code_typed_on_the_ver
     record = context.consents.for_tenant("clinic-a").find("anna", gateway.id)
     assert record is not None
     assert record.scopes == ["body-weight"]
+
+
+def test_the_metadata_is_at_the_hosts_root_and_names_every_endpoint(hub):
+    import requests
+
+    _, host, _, _ = hub
+    metadata = requests.get(f"{host}/.well-known/oauth-authorization-server", timeout=10).json()
+    assert metadata["issuer"] == host
+    assert metadata["authorization_endpoint"] == f"{host}/api/oauth2/authorize"
+    assert metadata["token_endpoint"] == f"{host}/api/oauth2/token"
+    assert metadata["device_authorization_endpoint"] == f"{host}/api/oauth2/device_authorization"
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert "client_credentials" not in metadata["grant_types_supported"]
+    assert "metrics.ecg.write" in metadata["scopes_supported"]

@@ -56,6 +56,7 @@ EXPECTED_HTTP = {
     "partner_revoke": ("oauth2/revoke", ["POST"], "ANONYMOUS"),
     "partner_authorize": ("oauth2/authorize", ["GET", "POST"], "ANONYMOUS"),
     "partner_device": ("oauth2/device", ["GET", "POST"], "ANONYMOUS"),
+    "partner_userinfo": ("oauth2/userinfo", ["GET"], "ANONYMOUS"),
     "partner_device_authorization": ("oauth2/device_authorization", ["POST"], "ANONYMOUS"),
     "partner_readings": ("partner/v1/readings", ["POST"], "ANONYMOUS"),
     "partner_receipt": ("partner/v1/receipts/{id}", ["GET"], "ANONYMOUS"),
@@ -70,6 +71,9 @@ EXPECTED_HTTP |= {  # the same admin operations in the tenant the path names
     f"tenant_{name}": (f"tenants/{{tenantId}}/{EXPECTED_HTTP[name][0]}", *EXPECTED_HTTP[name][1:])
     for name in TENANT_SCOPED
 }
+# host.json's routePrefix is empty (the metadata is at /.well-known/...): every other route is api/...
+EXPECTED_HTTP = {name: (f"api/{route}", methods, level) for name, (route, methods, level) in EXPECTED_HTTP.items()}
+EXPECTED_HTTP["partner_metadata"] = (".well-known/oauth-authorization-server", ["GET"], "ANONYMOUS")
 EXPECTED_QUEUE = {"process_raw_record": RAW_QUEUE, "withings_sync": WITHINGS_SYNC_QUEUE}
 EXPECTED_TIMER = {"withings_poller": "0 */5 * * * *"}
 

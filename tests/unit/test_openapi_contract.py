@@ -28,7 +28,7 @@ def _registered() -> set[tuple[str, str, str]]:
         trigger = function.get_trigger()
         if trigger.type == "httpTrigger":
             for method in trigger.methods:
-                found.add((name, str(getattr(method, "value", method)).lower(), f"/api/{trigger.route}"))
+                found.add((name, str(getattr(method, "value", method)).lower(), f"/{trigger.route}"))
     return found
 
 
@@ -111,7 +111,7 @@ def _readme_rows() -> list[tuple[set[tuple[str, str]], set[str]]]:
     rows = []
     for line in table.splitlines()[2:]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        routes = re.findall(r"`((?:[A-Z]+, )*[A-Z]+) (/api/[^`?]+)[^`]*`", cells[0])
+        routes = re.findall(r"`((?:[A-Z]+, )*[A-Z]+) (/(?:api/|\.well-known/)[^`?]+)[^`]*`", cells[0])
         operations_of_row = {
             (method.lower(), path)
             for methods, path in routes
