@@ -45,7 +45,7 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/demo.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
+	$(VENV)/bin/mypy function_app.py shared tests bench local/stack.py local/functions_host.py local/demo.py local/scripted_user.py examples/partner.py local/keyvault_standin.py local/oidc_simulator.py local/withings_simulator.py infra/scripts/write_local_settings.py
 
 # Every test, unit and integration, with the coverage of shared/ (its total is printed last).
 check: lint typecheck

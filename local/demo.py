@@ -4,8 +4,11 @@ if nothing answers on the hub's port it starts the project's own host for the to
 It creates a Patient, assigns the Medisanté monitors of the fixtures and posts each fixture to
 the webhook, logs in through the BFF and uploads the HealthKit sample set, connects a Withings
 test user through the simulator's consent step and lets the simulator send a notification,
-waits for the workers, and prints what landed in FHIR per source and kind, and what was
-parked, refused by consent or rejected, with the reason. Exits 1 if anything expected did not
+registers a partner app (approved by the platform operator, enabled by the clinic) that gets the
+patient's consent through the hub's authorization pages (the example partner, with the patient
+unticking steps) and sends readings through the partner metrics API, waits for the workers,
+and prints what landed in FHIR per source and kind, and what was parked, refused by consent or
+rejected, with the reason. Exits 1 if anything expected did not
 land. Every call goes over HTTP to the hub, as a client's would; the local stack's settings
 (``local.settings.json``) say where everything is.
 """
@@ -60,6 +63,7 @@ class Tour:
         self.withings_api = settings["WITHINGS_API_URL"].rstrip("/")
         self.http = requests.Session()
         self.receipts: list[str] = []
+        self.partner_receipt: tuple[str, str] | None = None  # (access token, receipt id)
         self.refused_at_ingress: list[tuple[str, str, str]] = []  # (source, id, reason)
 
     def admin_token(self) -> str:
@@ -179,6 +183,33 @@ class Tour:
         ).json()
         say(f"4. Withings: user {WITHINGS_USER} connected, notification delivered (hub answered {sent['delivered']})")
 
+    def partner(self, admin: str) -> None:
+        from examples import partner  # the example partner: Authlib's OAuth client
+        from local.scripted_user import ScriptedUser
+        from shared.localstack import LOCAL_PLATFORM_CLIENT, local_client_token
+
+        redirect = "http://127.0.0.1:8765/callback"
+        registration = {"name": "Vitals Diary (demo)", "owner": "Example Health", "type": "native",
+                        "grantTypes": ["authorization_code", "refresh_token"], "redirectUris": [redirect],
+                        "scopes": partner.SCOPES.split()}  # fmt: skip
+        registered = self.http.post(f"{self.hub}/api/partner/apps", json=registration, timeout=30)
+        if registered.status_code != 201:
+            raise SystemExit(f"the partner app was not registered: {registered.status_code} {registered.text}")
+        client_id = registered.json()["app"]["id"]
+        operator = {"authorization": f"Bearer {local_client_token(LOCAL_PLATFORM_CLIENT)}"}
+        self.http.post(f"{self.hub}/api/platform/apps/{client_id}/approve", headers=operator, timeout=30)
+        clinic = {"authorization": f"Bearer {admin}"}
+        enabled = self.http.post(f"{self.hub}/api/apps/{client_id}/enable", headers=clinic, timeout=30)
+        if enabled.status_code != 200:
+            raise SystemExit(f"the clinic could not enable the app: {enabled.status_code} {enabled.text}")
+        patient = ScriptedUser(USERNAME, PASSWORD, untick={"metrics.steps.write"})
+        token = partner.code_flow(self.hub, client_id, None, redirect, patient.authorize)
+        readings = partner.granted_only(partner.sample_readings(), token["scope"])
+        receipt_id = partner.send(self.hub, token["access_token"], readings)
+        self.partner_receipt = (token["access_token"], receipt_id)
+        say(f"5. Partner app {client_id}: consent given (steps unticked), {len(readings)} readings sent, "
+            f"receipt {receipt_id}")  # fmt: skip
+
     # -- what landed ----------------------------------------------------------------------------------
 
     def observations(self) -> list[dict[str, Any]]:
@@ -238,9 +269,21 @@ class Tour:
                 say(f"  rejected   {record['source']} {detail['sourceId']}: {detail['reason']}")
         if not (parked or any(withheld) or self.refused_at_ingress or rejected):
             say("  nothing")
+        partner_ok = True
+        if self.partner_receipt is not None:
+            from examples import partner
+
+            token, receipt_id = self.partner_receipt
+            receipt = partner.follow(self.hub, token, receipt_id, wait_s=30)
+            say(f"\nThe partner's receipt {receipt_id}")
+            for reading in receipt["readings"]:
+                outcome = reading.get("fhirId") or reading.get("reason") or ""
+                say(f"  {reading['id']:<36} {reading['status']:<20} {outcome}")
+            partner_ok = all(r["status"] == "written" for r in receipt["readings"])
         missing = sorted(EXPECTED - set(found))
-        if missing:
-            say("\nMISSING: " + ", ".join(f"{source} {kind}" for source, kind in missing))
+        if missing or not partner_ok:
+            absent = [f"{source} {kind}" for source, kind in missing] + ([] if partner_ok else ["partner"])
+            say("\nMISSING: " + ", ".join(absent))
             return False
         say("\nEvery source landed.")
         return True
@@ -300,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         tour.medisante(token)
         tour.healthkit()
         tour.withings(token)
-        say("5. waiting for the workers...")
+        tour.partner(token)
+        say("6. waiting for the workers...")
         return 0 if tour.report(tour.wait()) else 1
 
 

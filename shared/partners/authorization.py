@@ -495,7 +495,13 @@ class PartnerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def describe(self, call: OAuthCall) -> tuple[PartnerApp, str, list[str]]:
         """(the app, its redirect URI, the scopes it asks for among those it registered) of a
         valid authorization request; Authlib's OAuth2Error (with its description) otherwise."""
-        grant = self.get_consent_grant(request=call, end_user=None)
+        values = parse_qs(urlsplit(call.url).query, keep_blank_values=True)
+        if any(not all(" " <= c <= "~" for c in value) for vs in values.values() for value in vs):
+            raise InvalidRequestError("the request's parameters hold characters OAuth does not allow")  # RFC 6749 A
+        try:
+            grant = self.get_consent_grant(request=call, end_user=None)
+        except ValueError:  # Authlib refusing to describe what it was given
+            raise InvalidRequestError("the request's parameters are not valid") from None
         app: PartnerApp = grant.client.app
         asked = [scope for scope in (grant.request.payload.scope or "").split() if scope in app.scopes]
         if not asked:
