@@ -67,9 +67,11 @@ class Tour:
         self.refused_at_ingress: list[tuple[str, str, str]] = []  # (source, id, reason)
 
     def admin_token(self) -> str:
-        from shared.localstack import local_client_token
+        """The clinic's back office. A platform operator's token: it works in the default tenant
+        whatever tenants the local stack holds (the tests leave some)."""
+        from shared.localstack import LOCAL_PLATFORM_CLIENT, local_client_token
 
-        return local_client_token()
+        return local_client_token(LOCAL_PLATFORM_CLIENT)
 
     def patient(self) -> None:
         patient = {"resourceType": "Patient", "id": PATIENT, "name": [{"given": ["Anna"], "family": "Demo"}]}
@@ -250,9 +252,10 @@ class Tour:
 
         context = get_context()
         say("\nWhat landed in FHIR for Patient/" + PATIENT)
-        say(f"  {'source':<10} {'kind':<28} {'count':>5}  example")
+        width = max([10, *(len(source) for source, _ in found)])
+        say(f"  {'source':<{width}} {'kind':<28} {'count':>5}  example")
         for (source, kind), resources in sorted(found.items()):
-            say(f"  {source:<10} {kind:<28} {len(resources):>5}  {example(resources[0])}")
+            say(f"  {source:<{width}} {kind:<28} {len(resources):>5}  {example(resources[0])}")
         parked = [item for item in context.parked.all() if item.receipt_id in self.receipts]
         withheld = [context.consent_audit.get(receipt) for receipt in self.receipts]
         rejected = [r for r in context.raw_store.rejected_records() if r["receiptId"] in self.receipts]

@@ -163,16 +163,23 @@ def _vet(reading: PartnerReading) -> dict[str, Any]:
         parts = reading.components
         if not isinstance(parts, dict) or set(parts) != {"systolic", "diastolic"}:
             raise ValueError("a blood pressure has components {systolic, diastolic}")
-        values = {name: convert(_number(parts[name], f"components.{name}")) for name in ("systolic", "diastolic")}
+        values = {
+            name: _converted(convert, _number(parts[name], f"components.{name}")) for name in ("systolic", "diastolic")
+        }
         if not all(low <= v <= high for v in values.values()) or values["systolic"] <= values["diastolic"]:
             raise ValueError("the blood pressure is not plausible")
         normalised |= {"components": values, "unit": ucum}
         return normalised
-    value = convert(_number(reading.value, "value"))
+    value = _converted(convert, _number(reading.value, "value"))
     if not low <= value <= high:
         raise ValueError(f"{kind.value} {value:g} {ucum} is outside the plausible range {low:g}-{high:g}")
     normalised |= {"value": value, "unit": ucum}
     return normalised
+
+
+def _converted(convert: Any, value: float) -> float:
+    """A converted value kept to 2 decimals (a pound to 0.005 kg): no false precision."""
+    return value if convert is _SAME else round(convert(value), 2)
 
 
 def vet_batch(batch: PartnerBatch) -> tuple[list[dict[str, Any]], list[Refusal]]:
