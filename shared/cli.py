@@ -204,9 +204,10 @@ def _create_user(args: argparse.Namespace) -> int:
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     context = get_context()
-    patient_id = context.patients_of(args.tenant).resolve(args.patient)
+    patient_id = None if args.clinician else context.patients_of(args.tenant).resolve(args.patient)
     user = context.directory.create_user(
-        args.username, password, email=args.email, name=args.name, patient_id=patient_id, tenant_id=args.tenant
+        args.username, password, email=args.email, name=args.name, patient_id=patient_id, tenant_id=args.tenant,
+        clinician=args.clinician,
     )
     print(json.dumps(user.public()))
     return 0
@@ -320,7 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--username", required=True)
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--name", required=True)
-    create_user.add_argument("--patient", required=True, help="Patient id or system|value identifier in FHIR")
+    who = create_user.add_mutually_exclusive_group(required=True)
+    who.add_argument("--patient", help="the patient the user is: Patient id or system|value identifier in FHIR")
+    who.add_argument(
+        "--clinician", action="store_true", help="a clinician of the tenant (authorizes gateways; no patient app)"
+    )
     create_user.add_argument("--tenant", default=DEFAULT_TENANT, help="the medical centre the user belongs to")
     create_user.set_defaults(handler=_create_user)
 

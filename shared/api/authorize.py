@@ -122,7 +122,7 @@ def _authorize(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
         from shared.partners.authorization import PartnerUser, digest
         from shared.partners.pages import consent_page
 
-        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id, profile.name)
+        user = PartnerUser(profile.sub, profile.tenant, None if profile.clinician else profile.patient_id, profile.name)
         ticket = secrets.token_urlsafe(32)
         server.store.put("ticket", ticket, TICKET_LIFETIME_S, user=user.item(), request=digest(query))
         return _html(consent_page(app.name, app.owner, asked, {**hidden, "ticket": ticket}, redirect_uri))
@@ -201,7 +201,7 @@ def _device(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
             return _html(error_page(429, "Too many attempts", f"{exc.message}."))
         from shared.partners.authorization import digest
 
-        user = PartnerUser(profile.sub, profile.tenant, profile.patient_id, profile.name)
+        user = PartnerUser(profile.sub, profile.tenant, None if profile.clinician else profile.patient_id, profile.name)
         ticket = secrets.token_urlsafe(32)
         bound_to = digest(user_code_key(user_code))
         server.store.put("ticket", ticket, TICKET_LIFETIME_S, user=user.item(), request=bound_to)

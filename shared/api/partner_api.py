@@ -1,5 +1,6 @@
 """The partner metrics API (``/api/partner/v1``), with a partner app's bearer access token:
-send a batch of readings for the token's patient (202 with a receipt id; each reading accepted
+send a batch of readings for the token's patient (or, from a gateway a clinician authorized, for
+the patient of the clinician's tenant the batch names) (202 with a receipt id; each reading accepted
 or refused with its reason), and read a receipt: what became of each reading. Calls outside the
 token's scopes are 403; each app has ``PARTNER_CALLS_PER_MINUTE`` calls a minute (429)."""
 
@@ -12,7 +13,7 @@ import azure.functions as func
 from shared.api.callers import ANONYMOUS, partner_caller
 from shared.api.context import get_context
 from shared.api.http import endpoint, json_response, read_json_model
-from shared.errors import Forbidden, InsufficientScope, Unprocessable
+from shared.errors import BadRequest, Forbidden, InsufficientScope, Unprocessable
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -34,10 +35,14 @@ def partner_readings(req: func.HttpRequest) -> func.HttpResponse:
     from shared.tenants import DEFAULT_TENANT
 
     batch = read_json_model(req, PartnerBatch, BATCH_MAX_BYTES)
-    if user.patient_id is None:
-        raise Forbidden("this token is not a patient's: it cannot send readings")
-    if batch.patient_id not in (None, user.patient_id):
-        raise Forbidden("a patient's token sends that patient's readings only")
+    if user.patient_id is not None:
+        if batch.patient_id not in (None, user.patient_id):
+            raise Forbidden("a patient's token sends that patient's readings only")
+        patient_id = user.patient_id
+    else:  # a gateway a clinician authorized: the readings name a patient of the clinician's tenant
+        if not batch.patient_id:
+            raise BadRequest("a gateway authorized by a clinician names the patient (patientId)")
+        patient_id = context.patients_of(user.tenant).resolve(batch.patient_id)
     accepted, refused = vet_batch(batch)
     outside = sorted(kind for kind in kinds_of(accepted) if metric_scope(Kind(kind)) not in scopes)
     if outside:
@@ -47,8 +52,8 @@ def partner_readings(req: func.HttpRequest) -> func.HttpResponse:
         raise Unprocessable("no reading of the batch was accepted", details=[r.model_dump() for r in refusals])
     receipt_id = new_receipt_id(tenant=user.tenant)
     queued, rejected = [r["id"] for r in accepted], [(r.id, r.reason) for r in refused]
-    context.partner_receipts.open(receipt_id, client_id, user.tenant, user.patient_id, queued, rejected)
-    attributes = {PATIENT_ATTRIBUTE: user.patient_id, CLIENT_ATTRIBUTE: client_id}
+    context.partner_receipts.open(receipt_id, client_id, user.tenant, patient_id, queued, rejected)
+    attributes = {PATIENT_ATTRIBUTE: patient_id, CLIENT_ATTRIBUTE: client_id}
     if user.tenant != DEFAULT_TENANT:
         attributes[TENANT_ATTRIBUTE] = user.tenant
     body = json.dumps({"clientId": client_id, "readings": accepted}, separators=(",", ":"))
@@ -68,6 +73,7 @@ def partner_receipt(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import NotFound
 
     receipt = context.partner_receipts.get(str(req.route_params.get("id", "")), client_id)
-    if (receipt.tenant_id, receipt.patient_id) != (user.tenant, user.patient_id):
+    mine = receipt.tenant_id == user.tenant and user.patient_id in (None, receipt.patient_id)
+    if not mine:  # a patient's token: that patient's receipts; a clinician's gateway: its tenant's
         raise NotFound(f"no receipt {receipt.id!r}")
     return json_response(receipt)

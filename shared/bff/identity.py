@@ -11,7 +11,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import requests
 from azure.core import MatchConditions
@@ -42,6 +42,7 @@ class UserProfile:
     username: str | None = None
     tenant: str = DEFAULT_TENANT  # the one the session runs in (chosen at login among ``tenants``)
     tenants: tuple[str, ...] = ()  # the medical centres the identity provider says the user is in
+    clinician: bool = False  # a clinician of the tenant (no patient: ``patient_id`` is empty)
 
     def userinfo(self) -> dict[str, Any]:
         """OIDC UserInfo claims, plus the patient the user maps to."""
@@ -60,7 +61,8 @@ class UserRecord(Record):
     tenant_id: str = Field(default=DEFAULT_TENANT, alias="tenantId")
     email: str
     name: str
-    patient_id: str = Field(alias="patientId")
+    patient_id: str = Field(default="", alias="patientId", description="empty for a clinician")
+    role: Literal["patient", "clinician"] = "patient"
     sub: str
     password_hash: str = Field(alias="passwordHash")
     created_at: Instant = Field(alias="createdAt")
@@ -71,7 +73,7 @@ class UserRecord(Record):
         return self.model_dump(by_alias=True, mode="json", exclude_none=True)
 
     def public(self) -> dict[str, Any]:
-        return {"username": self.id, "sub": self.sub, "patientId": self.patient_id}
+        return {"username": self.id, "sub": self.sub, "patientId": self.patient_id or None, "role": self.role}
 
 
 class IdentityProvider(Protocol):
@@ -119,9 +121,13 @@ class DirectoryIdentityProvider:
         *,
         email: str,
         name: str,
-        patient_id: str,
+        patient_id: str | None,
         tenant_id: str = DEFAULT_TENANT,
+        clinician: bool = False,
     ) -> UserRecord:
+        """A patient (``patient_id``) or, with ``clinician``, a clinician of the tenant (no patient)."""
+        if clinician == bool(patient_id):
+            raise BadRequest("a user is a patient (with the patient's id) or a clinician (without one)")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise BadRequest(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
         key = directory_key(username)
@@ -134,7 +140,8 @@ class DirectoryIdentityProvider:
             tenant_id=tenant_id,
             email=email.strip().lower(),
             name=name,
-            patient_id=patient_id,
+            patient_id=patient_id or "",
+            role="clinician" if clinician else "patient",
             sub=f"user-{secrets.token_hex(8)}",
             password_hash=hash_password(password),
             created_at=self.clock(),
@@ -160,7 +167,7 @@ class DirectoryIdentityProvider:
         tenants = (user.tenant_id,) if user.tenant_id != DEFAULT_TENANT else ()
         return UserProfile(
             sub=user.sub, patient_id=user.patient_id, name=user.name, email=user.email, username=user.id,
-            tenants=tenants,
+            tenants=tenants, clinician=user.role == "clinician",
         )  # fmt: skip
 
     def request_password_reset(self, email: str) -> None:

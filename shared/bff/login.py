@@ -39,7 +39,10 @@ class Login:
     ) -> tuple[str, Session]:
         """(session id, session) for a correct password, or 401 / 429; the session runs in the
         user's tenant (``tenant`` when the user is in several this deployment serves)."""
-        return self.sessions.create(self.authenticate(username, password, address, tenant))
+        profile = self.authenticate(username, password, address, tenant)
+        if profile.clinician:
+            raise Forbidden("a clinician's account does not sign in to the patient app")
+        return self.sessions.create(profile)
 
     def authenticate(self, username: str, password: str, address: str, tenant: str | None = None) -> UserProfile:
         """The user, in the tenant they act in, for a correct password, or 401 / 403 / 429,

@@ -188,3 +188,50 @@ def test_userinfo_names_the_user_their_tenant_and_their_patient_with_the_profile
     _, narrow = _token(partner, ["metrics.heart-rate.write"])
     status, body = answer(send(registered("partner_userinfo"), "GET", "x", token=narrow))
     assert (status, body["error"]["code"]) == (403, "insufficient_scope")
+
+
+def test_a_gateway_a_clinician_authorized_names_a_patient_of_the_tenant_with_a_clinic_consent(
+    partner, store, clean_fhir
+):
+    from shared.localstack import LOCAL_PLATFORM_CLIENT
+    from tests.helpers.stack import client_token
+
+    put_patient(clean_fhir, "bert", tenant="clinic-b")
+    clinician = PartnerUser(sub="user-dr-b", tenant="clinic-a", patient_id=None, name="Dr B")
+    client_id, token = _token(partner, ALL, clinician)
+    assert partner.consents.for_tenant("clinic-a").list(source=None) == []  # a clinician consents for nobody
+    reading = [BATCH[1]]
+    status, body = answer(send(registered("partner_readings"), "POST", "x", token=token, body={"readings": reading}))
+    assert (status, body["error"]["message"]) == (
+        400, "a gateway authorized by a clinician names the patient (patientId)"
+    )  # fmt: skip
+    for_bert = {"patientId": "bert", "readings": reading}
+    assert answer(send(registered("partner_readings"), "POST", "x", token=token, body=for_bert))[0] == 422
+    for_anna = {"patientId": "anna", "readings": reading}
+    status, first = answer(send(registered("partner_readings"), "POST", "x", token=token, body=for_anna))
+    assert status == 202
+    process(store)
+    [fate] = _receipt(token, first["receiptId"])[1]["readings"]
+    assert (fate["status"], fate["reason"]) == ("refused-by-consent", f"no consent recorded for {client_id}")
+    # The clinic records its consent for the gateway and the kind; then the reading is written.
+    grant = {"patientId": "anna", "source": client_id, "scopes": ["heart-rate"], "attestation": "clinic"}
+    granted = send(registered("tenant_grant_consent"), "POST", "x", token=client_token(LOCAL_PLATFORM_CLIENT),
+                   body=grant, route_params={"tenantId": "clinic-a"})  # fmt: skip
+    assert granted.status_code == 201
+    status, second = answer(send(registered("partner_readings"), "POST", "x", token=token, body=for_anna))
+    process(store)
+    [fate] = _receipt(token, second["receiptId"])[1]["readings"]
+    assert fate["status"] == "written"
+
+
+def test_a_clinicians_account_signs_in_to_authorize_gateways_not_to_the_patient_app(partner):
+    from shared.errors import Forbidden
+
+    partner.directory.create_user(
+        "dr.b@example.org", "correct horse battery staple", email="dr.b@example.org", name="Dr B", patient_id=None,
+        tenant_id="clinic-a", clinician=True,
+    )  # fmt: skip
+    profile = partner.login.authenticate("dr.b@example.org", "correct horse battery staple", "203.0.113.9")
+    assert (profile.clinician, profile.tenant) == (True, "clinic-a")
+    with pytest.raises(Forbidden, match="does not sign in to the patient app"):
+        partner.login.login("dr.b@example.org", "correct horse battery staple", "203.0.113.9")
