@@ -27,7 +27,7 @@ PORT = 7093
 
 
 @pytest.fixture
-def hub(clean_cosmos: AppContext, clean_fhir: str) -> Iterator[tuple[AppContext, str, str, str]]:
+def hub(clean_cosmos: AppContext, clean_fhir: str, store: Any) -> Iterator[tuple[AppContext, str, str, str]]:
     from shared.partners.records import AppRegistration
 
     clean_cosmos.tenant_administration.create("clinic-a", "Clinic A")
@@ -105,6 +105,29 @@ def test_a_patient_signs_in_unticks_a_scope_and_the_token_carries_the_rest(hub):
     record = context.consents.for_tenant("clinic-a").find("anna", client_id)
     assert record is not None
     assert record.scopes == ["blood-pressure", "body-weight"]
+
+    # The app's readings of the granted kinds land for Anna in clinic-a; the unticked kind is 403.
+    at = "2026-12-01T08:00:00+01:00"
+    weight = {"id": "w-1", "kind": "body-weight", "value": 71.2, "unit": "kg", "effectiveDateTime": at}
+    heart = {"id": "hr-1", "kind": "heart-rate", "value": 66, "unit": "/min", "effectiveDateTime": at}
+    bearer = {"authorization": f"Bearer {token['access_token']}", "content-type": "application/json"}
+    refused = send(registered("partner_readings"), "POST", "x", body={"readings": [weight, heart]}, headers=bearer)
+    assert (refused.status_code, json.loads(refused.get_body())["error"]["code"]) == (403, "insufficient_scope")
+    accepted = send(registered("partner_readings"), "POST", "x", body={"readings": [weight]}, headers=bearer)
+    assert accepted.status_code == 202
+    receipt_id = json.loads(accepted.get_body())["receiptId"]
+    from tests.helpers.clinic import process
+
+    process(context.raw_store)
+    receipt = json.loads(send(registered("partner_receipt"), "GET", "x", headers=bearer,
+                              route_params={"id": receipt_id}).get_body())  # fmt: skip
+    [fate] = receipt["readings"]
+    assert fate["status"] == "written"
+    from shared.fhir.mapping import tenant_of
+    from tests.helpers.stack import search
+
+    [observation] = search(context.settings.fhir_url, "Observation", subject="Patient/anna")
+    assert (f"Observation/{observation['id']}", tenant_of(observation)) == (fate["fhirId"], "clinic-a")
 
 
 def test_a_wrong_password_a_denial_and_a_forged_form_are_refused_with_a_page(hub):

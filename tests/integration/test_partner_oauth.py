@@ -239,3 +239,19 @@ def test_the_grant_is_a_consent_record_and_revoking_either_ends_the_other(server
     body = urlencode({"token": token["access_token"], "token_type_hint": "access_token"}).encode()
     assert send(registered("partner_revoke"), "POST", "x", body=body, headers=headers).status_code == 200
     assert consents.find("anna", client_id).status == "revoked"
+
+
+def test_an_app_not_yet_approved_cannot_be_authorized_nor_get_tokens(server, clean_cosmos):
+    from authlib.oauth2.rfc6749.errors import InvalidClientError
+
+    from shared.partners.records import AppRegistration
+
+    registration = AppRegistration.model_validate({
+        "name": "Pending", "owner": "Example", "type": "web", "grantTypes": ["authorization_code"],
+        "redirectUris": [REDIRECT], "scopes": ASKED.split(),
+    })  # fmt: skip
+    app, secret = clean_cosmos.partner_apps.register(registration)
+    with pytest.raises(InvalidClientError):
+        server.approve(_authorize(app.id, pkce()[1]), ANNA)
+    status, body = _exchange(app.id, secret, "any-code", pkce()[0])
+    assert (status, body["error"]) == (401, "invalid_client")
