@@ -252,10 +252,10 @@ class Tour:
 
         context = get_context()
         say("\nWhat landed in FHIR for Patient/" + PATIENT)
-        width = max([10, *(len(source) for source, _ in found)])
-        say(f"  {'source':<{width}} {'kind':<28} {'count':>5}  example")
+        say(f"  {'source':<10} {'kind':<28} {'count':>5}  example")
         for (source, kind), resources in sorted(found.items()):
-            say(f"  {source:<{width}} {kind:<28} {len(resources):>5}  {example(resources[0])}")
+            shown = "partner" if source.startswith("app-") else source  # the app's id is in step 5
+            say(f"  {shown:<10} {kind:<28} {len(resources):>5}  {example(resources[0])}")
         parked = [item for item in context.parked.all() if item.receipt_id in self.receipts]
         withheld = [context.consent_audit.get(receipt) for receipt in self.receipts]
         rejected = [r for r in context.raw_store.rejected_records() if r["receiptId"] in self.receipts]
