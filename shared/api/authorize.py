@@ -6,7 +6,9 @@ to the app. A form is only accepted with the CSRF token of the cookie this page 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
@@ -67,22 +69,26 @@ def _oauth_call(req: func.HttpRequest, query: str) -> OAuthCall:
     return OAuthCall("GET", f"{base}?{query}")
 
 
+PageHandler = Callable[["AppContext", func.HttpRequest], func.HttpResponse]
+
+
+def _as_page(handle: PageHandler, req: func.HttpRequest) -> func.HttpResponse:
+    """A page whatever happens: a dependency down is a page, and so is our own failure."""
+    from shared.partners.pages import error_page
+
+    try:
+        return handle(get_context(), req)
+    except HubError as exc:
+        return _html(error_page(exc.status if exc.status < 500 else 503, "Something is unavailable", exc.message))
+    except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
+        logging.getLogger(__name__).error("partner page failed: %s", where(exc))
+        return _html(error_page(500, "Something went wrong", "Something went wrong on our side. Try again later."))
+
+
 @bp.route(route="api/oauth2/authorize", methods=["GET", "POST"], auth_level=ANONYMOUS)
 @observed
 def partner_authorize(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        return _authorize(get_context(), req)
-    except HubError as exc:
-        from shared.partners.pages import error_page
-
-        return _html(error_page(exc.status if exc.status < 500 else 503, "Something is unavailable", exc.message))
-    except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
-        import logging
-
-        from shared.partners.pages import error_page
-
-        logging.getLogger(__name__).error("authorization page failed: %s", where(exc))
-        return _html(error_page(500, "Something went wrong", "Something went wrong on our side. Try again later."))
+    return _as_page(_authorize, req)
 
 
 def _authorize(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:
@@ -156,19 +162,7 @@ def _consent(
 def partner_device(req: func.HttpRequest) -> func.HttpResponse:
     """The verification page of the device authorization grant: the user types the code the
     device shows, signs in, and allows (each scope untickable) or denies."""
-    try:
-        return _device(get_context(), req)
-    except HubError as exc:
-        from shared.partners.pages import error_page
-
-        return _html(error_page(exc.status if exc.status < 500 else 503, "Something is unavailable", exc.message))
-    except Exception as exc:  # noqa: BLE001 - the user sees a page, never a trace
-        import logging
-
-        from shared.partners.pages import error_page
-
-        logging.getLogger(__name__).error("device page failed: %s", where(exc))
-        return _html(error_page(500, "Something went wrong", "Something went wrong on our side. Try again later."))
+    return _as_page(_device, req)
 
 
 def _device(context: AppContext, req: func.HttpRequest) -> func.HttpResponse:

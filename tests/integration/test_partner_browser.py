@@ -18,11 +18,11 @@ from local.functions_host import serving
 from shared.composition import AppContext
 from tests.helpers.browser import chromium
 from tests.helpers.common import registered
-from tests.helpers.stack import put_patient, send
+from tests.helpers.partners import PASSWORD, clinic_with_anna
+from tests.helpers.stack import send
 
 REDIRECT = "https://app.example.com/oauth/callback"
 ASKED = "metrics.blood-pressure.write metrics.heart-rate.write metrics.body-weight.write offline_access"
-PASSWORD = "correct horse battery staple"
 PORT = 7093
 
 
@@ -30,14 +30,7 @@ PORT = 7093
 def hub(clean_cosmos: AppContext, clean_fhir: str, store: Any) -> Iterator[tuple[AppContext, str, str, str]]:
     from shared.partners.records import AppRegistration
 
-    clean_cosmos.tenant_administration.create("clinic-a", "Clinic A")
-    put_patient(clean_fhir, "anna", tenant="clinic-a")
-    users = clean_cosmos.cosmos.get_container_client("users")
-    for item in list(users.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
-        users.delete_item(item["id"], partition_key=item["id"])
-    clean_cosmos.directory.create_user(
-        "anna@example.org", PASSWORD, email="anna@example.org", name="Anna", patient_id="anna", tenant_id="clinic-a"
-    )
+    clinic_with_anna(clean_cosmos, clean_fhir)
     registration = AppRegistration.model_validate({
         "name": "Vitals Diary", "owner": "Example Health", "type": "web",
         "grantTypes": ["authorization_code", "refresh_token"], "redirectUris": [REDIRECT], "scopes": ASKED.split(),

@@ -15,23 +15,15 @@ from local.scripted_user import ScriptedUser
 from shared.composition import AppContext
 from shared.partners.records import AppRegistration
 from tests.helpers.clinic import process
-from tests.helpers.stack import put_patient
+from tests.helpers.partners import PASSWORD, clinic_with_anna
 
 PORT = 7094
-PASSWORD = "correct horse battery staple"
 SCOPES = partner.SCOPES.split()
 
 
 @pytest.fixture
 def hub(clean_cosmos: AppContext, clean_fhir: str, store: Any) -> Iterator[str]:
-    clean_cosmos.tenant_administration.create("clinic-a", "Clinic A")
-    put_patient(clean_fhir, "anna", tenant="clinic-a")
-    users = clean_cosmos.cosmos.get_container_client("users")
-    for item in list(users.query_items("SELECT * FROM c", enable_cross_partition_query=True)):
-        users.delete_item(item["id"], partition_key=item["id"])
-    clean_cosmos.directory.create_user(
-        "anna@example.org", PASSWORD, email="anna@example.org", name="Anna", patient_id="anna", tenant_id="clinic-a"
-    )
+    clinic_with_anna(clean_cosmos, clean_fhir)
     with serving(PORT) as url:
         yield url
 
