@@ -17,7 +17,9 @@ from shared.api.http import decode_utf8, endpoint, json_response, read_body, req
 from shared.errors import BadRequest, InsufficientScope
 
 if TYPE_CHECKING:
-    from shared.partners.authorization import OAuthAnswer, OAuthCall
+    from collections.abc import Callable
+
+    from shared.partners.authorization import OAuthAnswer, OAuthCall, PartnerAuthorizationServer
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -52,35 +54,34 @@ def _invalid_request(message: str) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=400, headers=NO_STORE, mimetype="application/json")
 
 
-@bp.route(route="api/oauth2/token", methods=["POST"], auth_level=ANONYMOUS)
-@endpoint
-def partner_token(req: func.HttpRequest) -> func.HttpResponse:
+def _form_endpoint(
+    req: func.HttpRequest, answer: Callable[[PartnerAuthorizationServer, OAuthCall], OAuthAnswer]
+) -> func.HttpResponse:
+    """A form-encoded OAuth endpoint: a malformed form is OAuth's own ``invalid_request``."""
     try:
         call = _call(req)
     except BadRequest as exc:
         return _invalid_request(exc.message)
-    return _response(get_context().authorization_server.token(call))
+    return _response(answer(get_context().authorization_server, call))
+
+
+@bp.route(route="api/oauth2/token", methods=["POST"], auth_level=ANONYMOUS)
+@endpoint
+def partner_token(req: func.HttpRequest) -> func.HttpResponse:
+    return _form_endpoint(req, lambda server, call: server.token(call))
 
 
 @bp.route(route="api/oauth2/revoke", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_revoke(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        call = _call(req)
-    except BadRequest as exc:
-        return _invalid_request(exc.message)
-    return _response(get_context().authorization_server.revoke(call))
+    return _form_endpoint(req, lambda server, call: server.revoke(call))
 
 
 @bp.route(route="api/oauth2/device_authorization", methods=["POST"], auth_level=ANONYMOUS)
 @endpoint
 def partner_device_authorization(req: func.HttpRequest) -> func.HttpResponse:
     """RFC 8628: a device without a browser asks for a user code to show."""
-    try:
-        call = _call(req)
-    except BadRequest as exc:
-        return _invalid_request(exc.message)
-    return _response(get_context().authorization_server.device_authorization(call))
+    return _form_endpoint(req, lambda server, call: server.device_authorization(call))
 
 
 @bp.route(route=".well-known/oauth-authorization-server", methods=["GET"], auth_level=ANONYMOUS)
