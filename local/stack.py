@@ -59,29 +59,26 @@ def services() -> list[Service]:
     )
     cosmos, fhir, keyvault = port("COSMOS_PORT", 8081), port("FHIR_PORT", 8090), port("KEYVAULT_PORT", 8443)
     return [
-        Service(
-            "azurite",
-            [
-                "node",
-                str(NODE_MODULES / "azurite" / "dist" / "src" / "azurite.js"),
-                "--silent",
-                "--skipApiVersionCheck",
-                "--location",
-                str(DATA / "azurite"),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(blob),
-                "--queueHost",
-                "127.0.0.1",
-                "--queuePort",
-                str(queue),
-                "--tableHost",
-                "127.0.0.1",
-                "--tablePort",
-                str(table),
-            ],
-            f"http://127.0.0.1:{queue}/devstoreaccount1?comp=list",
+        # One process per storage service, as Azure runs Blob and Queue apart: in one Azurite
+        # process every archive write would queue behind the queue's own calls on one event loop.
+        *(
+            Service(
+                f"azurite-{kind}",
+                [
+                    "node",
+                    str(NODE_MODULES / "azurite" / "dist" / "src" / kind / "main.js"),
+                    "--silent",
+                    "--skipApiVersionCheck",
+                    "--location",
+                    str(DATA / "azurite"),
+                    f"--{kind}Host",
+                    "127.0.0.1",
+                    f"--{kind}Port",
+                    str(number),
+                ],
+                f"http://127.0.0.1:{number}/devstoreaccount1?comp=list",
+            )
+            for kind, number in (("blob", blob), ("queue", queue), ("table", table))
         ),
         Service(
             "cosmos",
