@@ -55,7 +55,7 @@ from shared.names import (
 from shared.partners.authorization import GrantStore, PartnerAuthorizationServer
 from shared.partners.receipts import ReceiptBook
 from shared.partners.registry import AppRegistry
-from shared.pipeline.batching import Batcher, GroupCommit
+from shared.pipeline.batching import Batcher, GroupArchive, GroupCommit
 from shared.pipeline.deletions import Deletions
 from shared.pipeline.parking import ParkedReadings
 from shared.pipeline.processing import ReadingProcessor
@@ -78,6 +78,9 @@ from shared.tenants.registry import TenantRegistry
 from shared.workflows.assignment import DeviceAssignment
 from shared.workflows.corrections import AttributionCorrection
 from shared.workflows.tenants import TenantAdministration
+
+# Inline payloads are under 48 KiB: a round's archive blob stays a few MiB.
+ARCHIVE_BATCH_RECORDS = 100
 
 
 @dataclass
@@ -390,6 +393,12 @@ class AppContext:
         )
 
     @cached_property
+    def group_archive(self) -> GroupArchive:
+        """Raw payloads of the records one worker process runs at once, in one archive write."""
+        wait_s = self.settings.fhir_group_wait_ms / 1000
+        return GroupArchive(self.raw_store.archive_bodies, max_records=ARCHIVE_BATCH_RECORDS, max_wait_s=wait_s)
+
+    @cached_property
     def device_lookup(self) -> Batcher[str, DeviceRecord | None]:
         """Device reads of the records one worker process runs at once, in one query."""
         return Batcher(self.devices.find_many, max_items=100, max_wait_s=0.005)
@@ -420,6 +429,7 @@ class AppContext:
             processors=processors,
             max_attempts=self.settings.max_dequeue_count,
             participant=self.group_commit.participant,
+            archive=self.group_archive,
         )
 
 

@@ -11,8 +11,9 @@ results back, or the exception the work raised, and only then returns. So a queu
 still deleted only after its own readings are confirmed: the durability contract is the same
 as writing alone.
 
-``GroupCommit`` batches FHIR writes this way (one ``batch`` bundle for many records);
-``Coalesced`` batches look-ups (one Cosmos query for the devices of many records)."""
+``GroupCommit`` batches FHIR writes this way (one ``batch`` bundle for many records),
+``GroupArchive`` the raw archive (one blob for the payloads of many records), and a plain
+``Batcher`` look-ups (one Cosmos query for the devices of many records)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from shared.errors import FhirRejected
+from shared.pipeline.envelope import RawEnvelope
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -46,9 +48,14 @@ class Batcher(Generic[Item, Result]):
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
         wait_for_participants: bool = False,
+        one_at_a_time: bool = False,
     ) -> None:
         self.work = work
         self.wait_for_participants = wait_for_participants
+        # A round also waits (within ``max_wait_s``) while the previous one is being done:
+        # callers that arrive one by one then meet in the next round instead of each going alone.
+        self.one_at_a_time = one_at_a_time
+        self._working = 0
         self.max_items = max_items
         self.max_wait_s = max_wait_s
         self.clock = clock
@@ -99,12 +106,15 @@ class Batcher(Generic[Item, Result]):
     def _lead(self) -> None:
         deadline = self.clock() + self.max_wait_s
         with self._lock:
-            while self._count < self.max_items and (self._expected > 0 or not self.wait_for_participants):
+            while self._count < self.max_items and (
+                self._expected > 0 or not self.wait_for_participants or (self.one_at_a_time and self._working)
+            ):
                 left = deadline - self.clock()
                 if left <= 0:
                     break
                 self._lock.wait(left)
             tickets, self._round, self._count = self._round, [], 0
+            self._working += 1
         items = [item for ticket in tickets for item in ticket.items]
         try:
             results = self.work(items)
@@ -114,6 +124,10 @@ class Batcher(Generic[Item, Result]):
                 ticket.error = exc
                 ticket.done.set()
             return
+        finally:
+            with self._lock:
+                self._working -= 1
+                self._lock.notify_all()
         offset = 0
         for ticket in tickets:
             ticket.results = results[offset : offset + len(ticket.items)]
@@ -165,4 +179,32 @@ class GroupCommit:
 
     @property
     def requests(self) -> int:
+        return self.batcher.rounds
+
+
+class GroupArchive:
+    """The raw payloads of concurrent records archived together
+    (``RawRecordStore.archive_bodies``: one write per round, tenant and minute of arrival).
+    ``archive`` returns once the caller's payload is written, with where it is; a failed write
+    fails every record of the round, and the host retries each."""
+
+    def __init__(
+        self, archive_bodies: Callable[[list[RawEnvelope]], list[str]], *, max_records: int, max_wait_s: float
+    ) -> None:
+        self.batcher: Batcher[RawEnvelope, str] = Batcher(
+            archive_bodies,
+            max_items=max_records,
+            max_wait_s=max_wait_s,
+            wait_for_participants=True,
+            one_at_a_time=True,
+        )
+
+    def archive(self, envelope: RawEnvelope) -> str:
+        return self.batcher.submit([envelope])[0]
+
+    def participant(self) -> contextlib.AbstractContextManager[None]:
+        return self.batcher.participant()
+
+    @property
+    def writes(self) -> int:
         return self.batcher.rounds

@@ -32,6 +32,22 @@ def blob_path(receipt_id: str) -> str:
     return f"{tenant}/{receipt_id}" if dot else receipt_id
 
 
+# No tenant id (``[a-z0-9][a-z0-9-]*``) or receipt id (a timestamp) begins with "_".
+ARCHIVE_BATCHES = "_batches"
+
+
+def batch_prefix(receipt_id: str) -> str:
+    """Where the archive batches that may hold a record live: under its tenant's prefix, then
+    by the minute it arrived (``_batches/20261203T0852/``), so a look-up lists one minute."""
+    tenant, dot, stamp = receipt_id.partition(".")
+    root = f"{tenant}/" if dot else ""
+    return f"{root}{ARCHIVE_BATCHES}/{(stamp if dot else receipt_id)[:13]}/"
+
+
+def is_batch(blob_name: str) -> bool:
+    return f"{ARCHIVE_BATCHES}/" in blob_name
+
+
 @dataclass(frozen=True)
 class RawEnvelope:
     receipt_id: str

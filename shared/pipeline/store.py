@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -17,10 +18,18 @@ from azure.storage.queue import QueueClient
 from shared import names
 from shared.clients.storage import container_client, queue_client
 from shared.errors import DependencyError, NotFound
-from shared.pipeline.envelope import TENANT_ATTRIBUTE, RawEnvelope, blob_path, new_receipt_id
+from shared.pipeline.envelope import (
+    TENANT_ATTRIBUTE,
+    RawEnvelope,
+    batch_prefix,
+    blob_path,
+    is_batch,
+    new_receipt_id,
+)
 from shared.settings import Settings
 from shared.tenants import DEFAULT_TENANT
 
+NDJSON = "application/x-ndjson"
 # Azure Storage queue messages are at most 64 KiB *after* base64 encoding (4/3 growth).
 QUEUE_MESSAGE_LIMIT_BYTES = 64 * 1024
 INLINE_ENVELOPE_LIMIT_BYTES = QUEUE_MESSAGE_LIMIT_BYTES * 3 // 4 - 1024
@@ -94,7 +103,8 @@ class RawRecordStore:
 
     # -- archive ----------------------------------------------------------------------------
     def archive_body(self, envelope: RawEnvelope) -> None:
-        """Keeps the raw payload for replay under its receipt id. Idempotent."""
+        """Keeps one raw payload for replay in a blob of its own, under its receipt id: the
+        claim check, written before the record is queued. Idempotent."""
         assert envelope.body is not None
         metadata = {
             "source": envelope.source,
@@ -111,23 +121,54 @@ class RawRecordStore:
                 content_settings=_content_settings(envelope.content_type),
             )
 
+    def archive_bodies(self, envelopes: Sequence[RawEnvelope]) -> list[str]:
+        """Keeps the raw payloads of records processed together for replay, in one write per
+        tenant and minute of arrival: an NDJSON blob of their envelopes (payload included), named
+        by the first and last receipt id it holds. Returns where each record's payload is."""
+        batches: dict[str, list[RawEnvelope]] = {}
+        for envelope in envelopes:
+            assert envelope.body is not None
+            batches.setdefault(batch_prefix(envelope.receipt_id), []).append(envelope)
+        where: dict[str, str] = {}
+        for prefix, members in batches.items():
+            receipts = sorted(e.receipt_id for e in members)
+            # Unique: a re-delivered record can meet other records under the same first and last.
+            name = f"{prefix}{receipts[0]}~{receipts[-1]}~{secrets.token_hex(6)}.ndjson"
+            lines = "".join(replace(e, blob_name=None, failure=None).to_json() + "\n" for e in members)
+            self.archive.upload_blob(
+                name, lines.encode("utf-8"), overwrite=False, content_settings=_content_settings(NDJSON)
+            )
+            where |= dict.fromkeys(receipts, name)
+        return [where[e.receipt_id] for e in envelopes]
+
     def load_body(self, envelope: RawEnvelope) -> str:
         if envelope.body is not None:
             return envelope.body
         if envelope.blob_name is None:
             raise NotFound(f"raw record {envelope.receipt_id} has neither a body nor a blob")
-        try:
-            return self.archive.download_blob(envelope.blob_name).readall().decode("utf-8")
-        except ResourceNotFoundError:
-            raise NotFound(f"raw payload {envelope.blob_name} is not in the archive") from None
+        if is_batch(envelope.blob_name):
+            found = self._in_batch(envelope.blob_name, envelope.receipt_id)
+        else:
+            try:
+                return self.archive.download_blob(envelope.blob_name).readall().decode("utf-8")
+            except ResourceNotFoundError:
+                found = None
+        found = found or self._in_batches(envelope.receipt_id)  # e.g. named by its receipt id
+        if found is None or found[1].body is None:
+            raise NotFound(f"raw payload {envelope.blob_name} is not in the archive")
+        return found[1].body
 
     def archived_envelope(self, receipt_id: str) -> RawEnvelope:
-        """Rebuilds the envelope of an archived payload, for replaying any past reading."""
+        """Rebuilds the envelope of an archived payload, for replaying any past reading: the
+        payload is referenced (its own blob, or the batch holding it), not copied."""
         blob = self.archive.get_blob_client(blob_path(receipt_id))
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
-            raise NotFound(f"no archived payload with receipt id {receipt_id}") from None
+            found = self._in_batches(receipt_id)
+            if found is None:
+                raise NotFound(f"no archived payload with receipt id {receipt_id}") from None
+            return found[1].without_body(found[0])
         meta = props.metadata or {}
         attributes = json.loads(meta.get("attributes", "{}"))
         return RawEnvelope(
@@ -140,6 +181,32 @@ class RawRecordStore:
             attributes=attributes,
         )
 
+    def _in_batches(self, receipt_id: str) -> tuple[str, RawEnvelope] | None:
+        """The archive batch holding ``receipt_id``: one listing of its minute, and a download of
+        the batches whose receipt range covers it (replays are rare; writes are not)."""
+        prefix = batch_prefix(receipt_id)
+        for blob in self.archive.list_blobs(name_starts_with=prefix):
+            first, _, rest = blob.name[len(prefix) :].partition("~")
+            last = rest.partition("~")[0]
+            if first <= receipt_id <= last:
+                found = self._in_batch(blob.name, receipt_id)
+                if found is not None:
+                    return found
+        return None
+
+    def _in_batch(self, name: str, receipt_id: str) -> tuple[str, RawEnvelope] | None:
+        try:
+            text = self.archive.download_blob(name).readall().decode("utf-8")
+        except ResourceNotFoundError:
+            return None
+        marker = json.dumps({"receiptId": receipt_id}, separators=(",", ":"))[1:-1]
+        for line in text.splitlines():
+            if marker in line:  # the payload inside a line is a JSON string: its quotes are escaped
+                envelope = RawEnvelope.from_json(line)
+                if envelope.receipt_id == receipt_id:
+                    return name, envelope
+        return None
+
     # -- rejected records and poison ----------------------------------------------------------
     def reject(self, envelope: RawEnvelope, reason: str, details: Any = None) -> None:
         record = {
@@ -149,7 +216,9 @@ class RawRecordStore:
             "reason": reason,
             "details": details,
             "rejectedAt": dt.datetime.now(dt.UTC).isoformat(),
-            "envelope": json.loads(envelope.without_body(blob_path(envelope.receipt_id)).to_json()),
+            "envelope": json.loads(
+                envelope.without_body(envelope.blob_name or blob_path(envelope.receipt_id)).to_json()
+            ),
         }
         self.rejected.upload_blob(
             f"{blob_path(envelope.receipt_id)}.json",
@@ -172,10 +241,9 @@ class RawRecordStore:
             "attempts": attempts,
             "failedAt": dt.datetime.now(dt.UTC).isoformat(),
         }
-        # The poison message never carries the payload: the archive keeps it.
-        self.poison_queue.send_message(
-            envelope.without_body(blob_path(envelope.receipt_id)).with_failure(failure).to_json().encode()
-        )
+        # The poison message carries the payload only if it could not be archived.
+        kept = envelope if envelope.blob_name is None else envelope.without_body(envelope.blob_name)
+        self.poison_queue.send_message(kept.with_failure(failure).to_json().encode())
 
 
 def _content_settings(content_type: str) -> Any:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from shared.diagnostics import where
 from shared.errors import DependencyError, FhirRejected, HubError
@@ -34,22 +34,40 @@ Processor = Callable[[RawEnvelope, str], ProcessingResult]
 Outcome = Literal["processed", "rejected", "poisoned"]
 
 
+class Archive(Protocol):
+    """The process's group archive (``shared.pipeline.batching.GroupArchive``)."""
+
+    def archive(self, envelope: RawEnvelope) -> str: ...
+
+    def participant(self) -> AbstractContextManager[None]: ...
+
+
 @dataclass
 class RawRecordWorker:
     store: RawRecordStore
     processors: Mapping[str, Processor]
     max_attempts: int
     participant: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
+    archive: Archive | None = None  # None: each record's payload archived in a write of its own
 
     def handle(self, message: str | bytes, dequeue_count: int) -> Outcome:
         envelope = replace(RawEnvelope.from_json(message), attempt=dequeue_count)
-        with self.participant():  # the group commit's round waits for this record
+        archiving = self.archive.participant() if self.archive and envelope.body is not None else None
+        # The group commit's round (and the archive's, if it will archive) waits for this record.
+        with self.participant(), archiving or contextlib.nullcontext():
             return self._handle(envelope, dequeue_count)
+
+    def _archived(self, envelope: RawEnvelope) -> RawEnvelope:
+        """The envelope with where its payload is archived (inline payloads are archived here;
+        one referenced by a blob already is)."""
+        if envelope.body is None:
+            return envelope
+        where = self.archive.archive(envelope) if self.archive else self.store.archive_bodies([envelope])[0]
+        return replace(envelope, blob_name=where)
 
     def _handle(self, envelope: RawEnvelope, dequeue_count: int) -> Outcome:
         try:
-            if envelope.body is not None:
-                self.store.archive_body(envelope)
+            envelope = self._archived(envelope)
             body = self.store.load_body(envelope)
             processor = self.processors.get(envelope.source)
             if processor is None:
