@@ -135,9 +135,12 @@ class RawRecordStore:
             # Unique: a re-delivered record can meet other records under the same first and last.
             name = f"{prefix}{receipts[0]}~{receipts[-1]}~{secrets.token_hex(6)}.ndjson"
             lines = "".join(replace(e, blob_name=None, failure=None).to_json() + "\n" for e in members)
-            self.archive.upload_blob(
-                name, lines.encode("utf-8"), overwrite=False, content_settings=_content_settings(NDJSON)
-            )
+            try:
+                self.archive.upload_blob(
+                    name, lines.encode("utf-8"), overwrite=False, content_settings=_content_settings(NDJSON)
+                )
+            except Exception as exc:  # any storage failure: the records must not be deleted
+                raise DependencyError("could not archive the raw payloads: storage is unavailable") from exc
             where |= dict.fromkeys(receipts, name)
         return [where[e.receipt_id] for e in envelopes]
 

@@ -124,6 +124,7 @@ def test_when_the_archive_cannot_be_written_the_poison_message_keeps_the_payload
     assert (kept.receipt_id, kept.body) == (envelope.receipt_id, fixture_text("weight"))
     assert kept.failure is not None
     assert kept.failure["attempts"] == 2
+    assert "could not archive" in kept.failure["reason"]
 
     assert replay.replay_poison(store) == [envelope.receipt_id]  # the archive is back
     assert drive_queue(store, pipeline_api.process_raw_record) == 1
