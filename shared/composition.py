@@ -81,6 +81,10 @@ from shared.workflows.tenants import TenantAdministration
 
 # Inline payloads are under 48 KiB: a round's archive blob stays a few MiB.
 ARCHIVE_BATCH_RECORDS = 100
+# How long a round of the worker's group archive or device look-up keeps gathering after the
+# last caller arrived (the invocations of one fetched batch start over ~15 ms): a lone record
+# waits this much, a batch shares one write or query.
+ROUND_SETTLE_S = 0.002
 
 
 @dataclass
@@ -396,12 +400,15 @@ class AppContext:
     def group_archive(self) -> GroupArchive:
         """Raw payloads of the records one worker process runs at once, in one archive write."""
         wait_s = self.settings.fhir_group_wait_ms / 1000
-        return GroupArchive(self.raw_store.archive_bodies, max_records=ARCHIVE_BATCH_RECORDS, max_wait_s=wait_s)
+        return GroupArchive(
+            self.raw_store.archive_bodies, max_records=ARCHIVE_BATCH_RECORDS, max_wait_s=wait_s, settle_s=ROUND_SETTLE_S
+        )
 
     @cached_property
     def device_lookup(self) -> Batcher[str, DeviceRecord | None]:
         """Device reads of the records one worker process runs at once, in one query."""
-        return Batcher(self.devices.find_many, max_items=100, max_wait_s=0.005)
+        wait_s = self.settings.fhir_group_wait_ms / 1000
+        return Batcher(self.devices.find_many, max_items=100, max_wait_s=wait_s, settle_s=ROUND_SETTLE_S)
 
     @cached_property
     def worker(self) -> RawRecordWorker:

@@ -49,12 +49,19 @@ class Batcher(Generic[Item, Result]):
         clock: Callable[[], float] = time.monotonic,
         wait_for_participants: bool = False,
         one_at_a_time: bool = False,
+        settle_s: float = 0.0,
     ) -> None:
         self.work = work
         self.wait_for_participants = wait_for_participants
         # A round also waits (within ``max_wait_s``) while the previous one is being done:
         # callers that arrive one by one then meet in the next round instead of each going alone.
         self.one_at_a_time = one_at_a_time
+        # ... and until no caller has arrived for ``settle_s``: the host starts a fetched batch's
+        # invocations one after another over several milliseconds (each parses its message under
+        # the GIL first), and a round that closed when the first few had handed in would leave
+        # the rest to another round. A plain round (no participants) closes then too.
+        self.settle_s = settle_s
+        self._last_arrival = -float("inf")
         self._working = 0
         self.max_items = max_items
         self.max_wait_s = max_wait_s
@@ -72,6 +79,7 @@ class Batcher(Generic[Item, Result]):
         that a round waits for it rather than for the clock."""
         with self._lock:
             self._expected += 1
+            self._last_arrival = self.clock()
         self._local.pending = True
         try:
             yield
@@ -93,6 +101,7 @@ class Batcher(Generic[Item, Result]):
                 self._expected -= 1
             self._round.append(ticket)
             self._count += len(items)
+            self._last_arrival = self.clock()
             leader = len(self._round) == 1
             if not leader:
                 self._lock.notify_all()  # the round may be complete or full: its leader re-checks
@@ -103,16 +112,25 @@ class Batcher(Generic[Item, Result]):
             raise ticket.error
         return ticket.results
 
+    def _gathering(self, now: float) -> bool:
+        """Whether the round (the lock held) should wait for more callers, time permitting."""
+        if self._count >= self.max_items:
+            return False
+        if now < self._last_arrival + self.settle_s or (self.one_at_a_time and self._working):
+            return True
+        if self.wait_for_participants:
+            return self._expected > 0
+        return not self.settle_s  # a plain round without a settle time waits the whole max_wait_s
+
     def _lead(self) -> None:
         deadline = self.clock() + self.max_wait_s
         with self._lock:
-            while self._count < self.max_items and (
-                self._expected > 0 or not self.wait_for_participants or (self.one_at_a_time and self._working)
-            ):
-                left = deadline - self.clock()
+            while self._gathering(now := self.clock()):
+                left = deadline - now
                 if left <= 0:
                     break
-                self._lock.wait(left)
+                quiet_in = self._last_arrival + self.settle_s - now
+                self._lock.wait(min(left, quiet_in) if quiet_in > 0 else left)
             tickets, self._round, self._count = self._round, [], 0
             self._working += 1
         items = [item for ticket in tickets for item in ticket.items]
@@ -189,7 +207,12 @@ class GroupArchive:
     fails every record of the round, and the host retries each."""
 
     def __init__(
-        self, archive_bodies: Callable[[list[RawEnvelope]], list[str]], *, max_records: int, max_wait_s: float
+        self,
+        archive_bodies: Callable[[list[RawEnvelope]], list[str]],
+        *,
+        max_records: int,
+        max_wait_s: float,
+        settle_s: float = 0.0,
     ) -> None:
         self.batcher: Batcher[RawEnvelope, str] = Batcher(
             archive_bodies,
@@ -197,6 +220,7 @@ class GroupArchive:
             max_wait_s=max_wait_s,
             wait_for_participants=True,
             one_at_a_time=True,
+            settle_s=settle_s,
         )
 
     def archive(self, envelope: RawEnvelope) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -119,6 +120,38 @@ def test_a_lone_record_is_written_at_once_and_a_round_waits_only_for_records_in_
     with batcher.participant():
         assert batcher.submit([1]) == [1]  # nobody else in flight: no 60 s wait
     assert flushed == [1]
+
+
+def test_records_the_host_starts_one_after_another_share_a_round_that_closes_once_they_stop_arriving():
+    rounds: list[list[str]] = []
+
+    def work(items: list[str]) -> list[str]:
+        rounds.append(items)
+        return items
+
+    # Without a settle time the first record, alone in flight when it hands in, goes alone.
+    batcher: Batcher[str, str] = Batcher(work, max_items=100, max_wait_s=60.0, wait_for_participants=True, settle_s=1.0)
+
+    def record(name: str) -> list[str]:
+        with batcher.participant():
+            return batcher.submit([name])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(record, "first")
+        with batcher._lock:  # the first record has handed in: its round is gathering
+            assert batcher._lock.wait_for(lambda: batcher._count == 1, timeout=30)
+        second = pool.submit(record, "second")
+        assert first.result(timeout=30) == ["first"]  # well before max_wait_s
+        assert second.result(timeout=30) == ["second"]
+    assert rounds == [["first", "second"]]
+
+
+def test_a_look_up_round_closes_once_callers_stop_arriving_not_at_its_longest_wait():
+    batcher: Batcher[str, str] = Batcher(
+        lambda ids: [i.upper() for i in ids], max_items=100, max_wait_s=60.0, settle_s=0.1
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(batcher.submit, ["device-1"]).result(timeout=30) == ["DEVICE-1"]
 
 
 def test_a_failed_flush_fails_every_record_of_the_round_and_the_host_retries_each(
