@@ -103,8 +103,11 @@ class Batcher(Generic[Item, Result]):
             self._count += len(items)
             self._last_arrival = self.clock()
             leader = len(self._round) == 1
-            if not leader:
-                self._lock.notify_all()  # the round may be complete or full: its leader re-checks
+            if not leader and (self._count >= self.max_items or self._expected == 0):
+                # The round is full, or its last expected caller is in: its leader re-checks. (It
+                # wakes by itself when a settle time runs out; waking it for every caller of a
+                # 32-record round only costs the process context switches.)
+                self._lock.notify_all()
         if leader:
             self._lead()
         ticket.done.wait()
