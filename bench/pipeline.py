@@ -4,7 +4,8 @@ run (these machines are noisy: read the ratios, not the rates).
 
     python bench/pipeline.py [--records 600] [--uploads 6] [--repeats 2]   # `make bench` runs it
 
-Prints, in one run (the first four measured --repeats times, interleaved, the best of each kept):
+Prints, in one run (the first four measured --repeats times, interleaved, the best of each kept,
+after a warm-up pass):
 - the FHIR ceiling: the same kind of Observations PUT directly in 500-entry batch bundles, as
   many as the HealthKit uploads hold;
 - the host floor: one-reading records received and deleted by the host's queue driver with the
@@ -266,10 +267,12 @@ def main() -> None:
             assert outcome.accepted == 1000, outcome.rejected[:3]
 
     # Each measure is taken --repeats times, interleaved with the others, and the best kept: on
-    # these machines a disturbance (another process, a collection) only ever slows one down.
+    # these machines a disturbance (another process, a collection) only ever slows one down. A
+    # first pass is not kept: it warms the local servers' JIT compilers and the connection pools.
     ceilings, floors, rates, uploads = [], [], [], []
     used, fhir_used, archive_writes = Counter[str](), 0, 0
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats + 1):
+        kept = repeat > 0
         with quiet_queues(context):
             enqueue_records(context, args.records)
             floors.append(args.records / drain(listener_for(worker, options, lambda message: None), args.records))
@@ -277,13 +280,14 @@ def main() -> None:
             enqueue_records(context, args.records)
             before, fhir_before, archived_before = calls.snapshot(), fhir_count(), context.group_archive.writes
             rates.append(args.records / drain(listener_for(worker, options), args.records))
-            used += calls.snapshot() - before
-            fhir_used += fhir_count() - fhir_before
-            archive_writes += context.group_archive.writes - archived_before
+            if kept:
+                used += calls.snapshot() - before
+                fhir_used += fhir_count() - fhir_before
+                archive_writes += context.group_archive.writes - archived_before
         ceilings.append(fhir_ceiling(context, max(2000, args.uploads * 1000)))  # as many as uploaded
         with quiet_queues(context):  # the uploads arrive while the host runs, as the app's would
             uploads.append(args.uploads * 1000 / drain(listener_for(worker, options), args.uploads, upload_all))
-    ceiling, floor, rate, healthkit = max(ceilings), max(floors), max(rates), max(uploads)
+    ceiling, floor, rate, healthkit = (max(measures[1:]) for measures in (ceilings, floors, rates, uploads))
     drained = args.records * args.repeats
     per_record = (used["cosmos"] + used["storage"]) / drained
     rows += [
