@@ -389,26 +389,29 @@ class AppContext:
     def healthkit_ingestion(self) -> HealthKitIngestion:
         return HealthKitIngestion(self.ingress_store, self.devices, self.consents, self.settings.bff_max_samples)
 
+    @property
+    def round_wait_s(self) -> float:
+        """The longest a round of the worker's group commit, archive or look-up gathers."""
+        return self.settings.fhir_group_wait_ms / 1000
+
     @cached_property
     def group_commit(self) -> GroupCommit:
-        settings = self.settings
-        return GroupCommit(
-            self.fhir, max_entries=settings.fhir_batch_size, max_wait_s=settings.fhir_group_wait_ms / 1000
-        )
+        return GroupCommit(self.fhir, max_entries=self.settings.fhir_batch_size, max_wait_s=self.round_wait_s)
 
     @cached_property
     def group_archive(self) -> GroupArchive:
         """Raw payloads of the records one worker process runs at once, in one archive write."""
-        wait_s = self.settings.fhir_group_wait_ms / 1000
         return GroupArchive(
-            self.raw_store.archive_bodies, max_records=ARCHIVE_BATCH_RECORDS, max_wait_s=wait_s, settle_s=ROUND_SETTLE_S
+            self.raw_store.archive_bodies,
+            max_records=ARCHIVE_BATCH_RECORDS,
+            max_wait_s=self.round_wait_s,
+            settle_s=ROUND_SETTLE_S,
         )
 
     @cached_property
     def device_lookup(self) -> Batcher[str, DeviceRecord | None]:
         """Device reads of the records one worker process runs at once, in one query."""
-        wait_s = self.settings.fhir_group_wait_ms / 1000
-        return Batcher(self.devices.find_many, max_items=100, max_wait_s=wait_s, settle_s=ROUND_SETTLE_S)
+        return Batcher(self.devices.find_many, max_items=100, max_wait_s=self.round_wait_s, settle_s=ROUND_SETTLE_S)
 
     @cached_property
     def worker(self) -> RawRecordWorker:
