@@ -70,8 +70,8 @@ def replay_archived(
     store: RawRecordStore, receipt_ids: Iterable[str], on_each: OnEach = None, tenant: str | None = None
 ) -> list[str]:
     replayed = []
-    for receipt_id in receipt_ids:
-        envelope = store.archived_envelope(receipt_id)
+    for envelope in store.archived_envelopes(receipt_ids):
+        receipt_id = envelope.receipt_id
         if tenant is not None and envelope.tenant != tenant:  # not that tenant's: as if absent
             raise NotFound(f"no archived payload with receipt id {receipt_id} in tenant {tenant}")
         store.enqueue(envelope.redriven())

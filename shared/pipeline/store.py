@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,14 +149,15 @@ class RawRecordStore:
             return envelope.body
         if envelope.blob_name is None:
             raise NotFound(f"raw record {envelope.receipt_id} has neither a body nor a blob")
+        batches = _BatchIndex(self.archive)
         if is_batch(envelope.blob_name):
-            found = self._in_batch(envelope.blob_name, envelope.receipt_id)
+            found = batches.read(envelope.blob_name, envelope.receipt_id)
         else:
             try:
                 return self.archive.download_blob(envelope.blob_name).readall().decode("utf-8")
             except ResourceNotFoundError:
                 found = None
-        found = found or self._in_batches(envelope.receipt_id)  # e.g. named by its receipt id
+        found = found or batches.find(envelope.receipt_id)  # e.g. named by its receipt id
         if found is None or found[1].body is None:
             raise NotFound(f"raw payload {envelope.blob_name} is not in the archive")
         return found[1].body
@@ -164,11 +165,21 @@ class RawRecordStore:
     def archived_envelope(self, receipt_id: str) -> RawEnvelope:
         """Rebuilds the envelope of an archived payload, for replaying any past reading: the
         payload is referenced (its own blob, or the batch holding it), not copied."""
+        return self._archived_envelope(receipt_id, _BatchIndex(self.archive))
+
+    def archived_envelopes(self, receipt_ids: Iterable[str]) -> Iterator[RawEnvelope]:
+        """``archived_envelope`` of each receipt id in turn, for replaying many: each minute's
+        batches are listed once and each batch is read once."""
+        batches = _BatchIndex(self.archive)
+        for receipt_id in receipt_ids:
+            yield self._archived_envelope(receipt_id, batches)
+
+    def _archived_envelope(self, receipt_id: str, batches: _BatchIndex) -> RawEnvelope:
         blob = self.archive.get_blob_client(blob_path(receipt_id))
         try:
             props = blob.get_blob_properties()
         except ResourceNotFoundError:
-            found = self._in_batches(receipt_id)
+            found = batches.find(receipt_id)
             if found is None:
                 raise NotFound(f"no archived payload with receipt id {receipt_id}") from None
             return found[1].without_body(found[0])
@@ -183,32 +194,6 @@ class RawRecordStore:
             blob_name=blob_path(receipt_id),
             attributes=attributes,
         )
-
-    def _in_batches(self, receipt_id: str) -> tuple[str, RawEnvelope] | None:
-        """The archive batch holding ``receipt_id``: one listing of its minute, and a download of
-        the batches whose receipt range covers it (replays are rare; writes are not)."""
-        prefix = batch_prefix(receipt_id)
-        for blob in self.archive.list_blobs(name_starts_with=prefix):
-            first, _, rest = blob.name[len(prefix) :].partition("~")
-            last = rest.partition("~")[0]
-            if first <= receipt_id <= last:
-                found = self._in_batch(blob.name, receipt_id)
-                if found is not None:
-                    return found
-        return None
-
-    def _in_batch(self, name: str, receipt_id: str) -> tuple[str, RawEnvelope] | None:
-        try:
-            text = self.archive.download_blob(name).readall().decode("utf-8")
-        except ResourceNotFoundError:
-            return None
-        marker = json.dumps({"receiptId": receipt_id}, separators=(",", ":"))[1:-1]
-        for line in text.splitlines():
-            if marker in line:  # the payload inside a line is a JSON string: its quotes are escaped
-                envelope = RawEnvelope.from_json(line)
-                if envelope.receipt_id == receipt_id:
-                    return name, envelope
-        return None
 
     # -- rejected records and poison ----------------------------------------------------------
     def reject(self, envelope: RawEnvelope, reason: str, details: Any = None) -> None:
@@ -247,6 +232,44 @@ class RawRecordStore:
         # The poison message carries the payload only if it could not be archived.
         kept = envelope if envelope.blob_name is None else envelope.without_body(envelope.blob_name)
         self.poison_queue.send_message(kept.with_failure(failure).to_json().encode())
+
+
+class _BatchIndex:
+    """The archive batches read during one look-up or one replay: each minute's batches listed
+    once, each batch downloaded once (replays are rare; writes are not)."""
+
+    def __init__(self, archive: ContainerClient) -> None:
+        self.archive = archive
+        self._listings: dict[str, list[str]] = {}
+        self._lines: dict[str, list[str]] = {}
+
+    def find(self, receipt_id: str) -> tuple[str, RawEnvelope] | None:
+        """The batch holding ``receipt_id`` and its envelope there: a batch's name gives the
+        range of receipt ids it holds."""
+        prefix = batch_prefix(receipt_id)
+        if prefix not in self._listings:
+            self._listings[prefix] = [blob.name for blob in self.archive.list_blobs(name_starts_with=prefix)]
+        for name in self._listings[prefix]:
+            first, _, rest = name[len(prefix) :].partition("~")
+            if first <= receipt_id <= rest.partition("~")[0]:
+                found = self.read(name, receipt_id)
+                if found is not None:
+                    return found
+        return None
+
+    def read(self, name: str, receipt_id: str) -> tuple[str, RawEnvelope] | None:
+        if name not in self._lines:
+            try:
+                self._lines[name] = self.archive.download_blob(name).readall().decode("utf-8").splitlines()
+            except ResourceNotFoundError:
+                self._lines[name] = []
+        marker = json.dumps({"receiptId": receipt_id}, separators=(",", ":"))[1:-1]
+        for line in self._lines[name]:
+            if marker in line:  # the payload inside a line is a JSON string: its quotes are escaped
+                envelope = RawEnvelope.from_json(line)
+                if envelope.receipt_id == receipt_id:
+                    return name, envelope
+        return None
 
 
 def _content_settings(content_type: str) -> Any:

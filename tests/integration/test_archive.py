@@ -8,6 +8,8 @@ import datetime as dt
 import functools
 import json
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -87,6 +89,37 @@ def test_a_message_naming_the_receipts_own_blob_still_finds_a_batched_payload(st
     store.archive_bodies([envelope])
     # As the poison and rejected records referenced payloads before the archive was batched.
     assert store.load_body(envelope.without_body(blob_path(envelope.receipt_id))) == fixture_text("weight")
+
+
+def test_replaying_many_records_lists_their_minute_once_and_reads_each_batch_once(
+    store: RawRecordStore, monkeypatch: pytest.MonkeyPatch
+):
+    minute = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    rounds = [[envelope_at(minute + dt.timedelta(seconds=r), f'{{"n": {r}{n}}}') for n in range(5)] for r in range(2)]
+    names = [store.archive_bodies(envelopes)[0] for envelopes in rounds]
+    calls: list[str] = []
+
+    def counted(name: str) -> Callable[..., Any]:  # the real call, counted
+        call = getattr(store.archive, name)
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return call(*args, **kwargs)
+
+        return counting
+
+    monkeypatch.setattr(store.archive, "list_blobs", counted("list_blobs"))
+    monkeypatch.setattr(store.archive, "download_blob", counted("download_blob"))
+    receipts = [e.receipt_id for envelopes in rounds for e in envelopes]
+    replayed = replay.replay_archived(store, receipts)
+    assert replayed == receipts
+    assert sorted(calls) == ["download_blob", "download_blob", "list_blobs"]
+    queued = [RawEnvelope.from_json(m.content) for m in store.queue.receive_messages(max_messages=32)]
+    assert sorted((e.receipt_id, e.blob_name) for e in queued) == sorted(
+        (e.receipt_id, name) for envelopes, name in zip(rounds, names, strict=True) for e in envelopes
+    )
+    bodies = {e.receipt_id: e.body for envelopes in rounds for e in envelopes}
+    assert {e.receipt_id: store.load_body(e) for e in queued} == bodies
 
 
 def test_a_record_never_archived_is_not_found_by_its_receipt(store: RawRecordStore):
