@@ -210,6 +210,20 @@ def stop(service: Service) -> None:
     print(f"{service.name}: stopped")
 
 
+# Services an earlier version of this script started under another name (one Azurite process
+# for Blob, Queue and Table): stopped by `up` and `down`, so a checkout updated while the stack
+# ran does not find its ports taken by a process it no longer knows.
+RETIRED_SERVICES = ("azurite",)
+
+
+def stop_retired() -> None:
+    for name in RETIRED_SERVICES:
+        retired = Service(name, [], "")
+        if running_pid(retired) is not None:
+            stop(retired)
+        retired.pid_file.unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Local Azure stack")
     parser.add_argument("action", choices=["up", "down", "status", "running"])
@@ -217,6 +231,8 @@ def main() -> None:
     if args.action in ("up",) and not (NODE_MODULES / "azurite").exists():
         sys.exit("local/node_modules is missing: run 'npm ci --prefix local' (make local-up does)")
     all_services = services()
+    if args.action in ("up", "down"):
+        stop_retired()
     if args.action == "up":
         for service in all_services:
             start(service)
