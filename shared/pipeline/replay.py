@@ -51,11 +51,9 @@ def replay_rejected(
 ) -> list[str]:
     wanted = set(receipt_ids) if receipt_ids is not None else None
     replayed: list[str] = []
-    for record in list(store.rejected_records()):
-        receipt_id = record["receiptId"]
-        if wanted is not None and receipt_id not in wanted:
-            continue
-        envelope = store.archived_envelope(receipt_id)
+    chosen = [r["receiptId"] for r in store.rejected_records() if wanted is None or r["receiptId"] in wanted]
+    for envelope in store.archived_envelopes(chosen):
+        receipt_id = envelope.receipt_id
         if tenant is not None and envelope.tenant != tenant:
             continue
         store.enqueue(envelope.redriven())
